@@ -1,0 +1,3 @@
+from likkerctl.cli import main
+
+main()

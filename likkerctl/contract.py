@@ -1,0 +1,131 @@
+"""The Likker message contract (DESIGN §4): names, headers and the like-message shape.
+
+likkerctl relies on exactly this, against our stack or anyone's; the stack builds its
+messages with the same functions so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pika
+
+ACTIONS_EXCHANGE = "likker.actions"
+ACTIONS_QUEUE = "likker.actions"
+ACTIONS_ROUTING_KEY = "likker.actions"
+DLX_EXCHANGE = "likker.dlx"
+DLQ_QUEUE = "likker.actions.dlq"
+CONTROL_EXCHANGE = "likker.control"
+
+# Never prefix with "x-": a headers exchange ignores x- headers when matching.
+H_ACTION = "likker-action"
+H_USER = "likker-user"
+H_BOT = "likker-bot"
+H_POST = "likker-post"
+H_FAILURE = "likker-failure"
+H_FAILURE_DETAIL = "likker-failure-detail"
+
+FAILURE_REASONS = ("forbidden", "not-found", "invalid", "retries-exhausted", "operator")
+
+ACTIONS_QUEUE_ARGS: dict[str, Any] = {
+    "x-queue-type": "quorum",
+    "x-dead-letter-exchange": DLX_EXCHANGE,
+    # At-least-once dead lettering needs reject-publish overflow (quorum queue docs).
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
+DLQ_QUEUE_ARGS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    bot_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LikeMessage:
+    request_id: str
+    post_id: int
+    actor: Actor
+    received_at: str
+    action: str = "like"
+
+    def body(self) -> bytes:
+        return json.dumps(
+            {
+                "request_id": self.request_id,
+                "action": self.action,
+                "post_id": self.post_id,
+                "actor": {"user_id": self.actor.user_id, "bot_id": self.actor.bot_id},
+                "received_at": self.received_at,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    def headers(self) -> dict[str, Any]:
+        headers: dict[str, Any] = {
+            H_ACTION: self.action,
+            H_USER: self.actor.user_id,
+            H_POST: self.post_id,
+        }
+        if self.actor.bot_id is not None:
+            headers[H_BOT] = self.actor.bot_id
+        return headers
+
+    def properties(self) -> pika.BasicProperties:
+        return pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=2,
+            message_id=self.request_id,
+            timestamp=int(time.time()),
+            headers=self.headers(),
+        )
+
+
+def new_like(post_id: int, actor: Actor, request_id: str | None = None) -> LikeMessage:
+    return LikeMessage(
+        request_id=request_id or str(uuid.uuid4()),
+        post_id=post_id,
+        actor=actor,
+        received_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+    )
+
+
+class ContractError(ValueError):
+    """A message body that does not follow the contract."""
+
+
+def parse_like(body: bytes) -> LikeMessage:
+    """Parse and validate a like body; raise ContractError saying what is wrong."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContractError("body is not a JSON object")
+    try:
+        actor = data["actor"]
+        request_id = str(uuid.UUID(str(data["request_id"])))
+        post_id = data["post_id"]
+        user_id = actor["user_id"]
+        bot_id = actor.get("bot_id")
+        action = data.get("action", "like")
+        received_at = str(data.get("received_at", ""))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ContractError(f"missing field {exc}") from exc
+    except ValueError as exc:
+        raise ContractError("request_id is not a UUID") from exc
+    for name, value in (("post_id", post_id), ("actor.user_id", user_id)):
+        if type(value) is not int:
+            raise ContractError(f"{name} must be an integer")
+    if bot_id is not None and type(bot_id) is not int:
+        raise ContractError("actor.bot_id must be an integer or null")
+    if action != "like":
+        raise ContractError(f"unknown action {action!r}")
+    return LikeMessage(request_id, post_id, Actor(user_id, bot_id), received_at, action)

@@ -1,0 +1,270 @@
+"""`likkerctl stack ...`: run the Likker reference stack locally and replay the incident in it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import requests
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from likkerctl import contract
+from likkerctl.config import default_state_dir
+from likkerctl.errors import CONFLICT, FAILED, NOT_FOUND, UNREACHABLE, USAGE, CliError
+from stack import supervisor
+from stack.load import SCENARIOS, LoadError, LoadReport, run_load, setup_population
+from stack.settings import RETRY_POLICIES, Ports, StackSettings
+
+app = typer.Typer(help="Run the Likker reference stack on this machine.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Stack state directory [env: LIKKER_STATE_DIR; default: $XDG_STATE_HOME/likker]",
+        show_default=False,
+    ),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+def _state_dir(value: Path | None) -> Path:
+    return (value or default_state_dir()).resolve()
+
+
+def _settings_or_fail(state_dir: Path) -> StackSettings:
+    settings = supervisor.running_settings(state_dir)
+    if settings is None:
+        raise CliError(
+            f"no stack has been started in {state_dir}; run `likkerctl stack up` first", NOT_FOUND
+        )
+    return settings
+
+
+@app.command()
+def up(
+    takers: Annotated[int, typer.Option(min=0, max=32, help="Number of actions takers.")] = 2,
+    retry_policy: Annotated[
+        str, typer.Option(help="Takers' retry policy: requeue (the incident) or classified.")
+    ] = "classified",
+    taker_rate: Annotated[
+        float, typer.Option(min=0, help="Messages/s each taker reads (0: unpaced).")
+    ] = 500.0,
+    port_offset: Annotated[
+        int, typer.Option(help="Add this to every default port (to run beside another stack).")
+    ] = 0,
+    state_dir: StateDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Start RabbitMQ, Prometheus, Alertmanager, auth, likes, gateway and takers; wait for health.
+
+    Running it again is harmless: parts already running are kept with their settings.
+    """
+    if retry_policy not in RETRY_POLICIES:
+        raise CliError(f"--retry-policy must be one of {', '.join(RETRY_POLICIES)}", USAGE)
+    ports = Ports(
+        **{f.name: getattr(Ports(), f.name) + port_offset for f in dataclasses.fields(Ports)}
+    )
+    settings = StackSettings(
+        state_dir=_state_dir(state_dir),
+        ports=ports,
+        takers=takers,
+        retry_policy=retry_policy,  # type: ignore[arg-type]
+        taker_rate=taker_rate,
+    )
+    try:
+        settings, rows = supervisor.up(settings, echo=lambda m: err.print(f"[dim]{m}[/]"))
+    except supervisor.PortInUse as exc:
+        raise CliError(str(exc), CONFLICT) from exc
+    except supervisor.StackError as exc:
+        raise CliError(str(exc), FAILED) from exc
+    _print_status(settings, rows, json_out)
+
+
+@app.command()
+def down(
+    wipe: Annotated[
+        bool, typer.Option(help="Also delete the stack's data (queues, stores).")
+    ] = False,
+    state_dir: StateDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Stop exactly the processes `stack up` started (by pid). Data is kept unless --wipe."""
+    directory = _state_dir(state_dir)
+    stopped = supervisor.down(directory, wipe=wipe)
+    if json_out:
+        print(json.dumps({"stopped": stopped, "wiped": wipe, "state_dir": str(directory)}))
+    else:
+        out.print(
+            f"stopped: {', '.join(stopped) or 'nothing was running'}"
+            + (f"; wiped {directory}" if wipe else "")
+        )
+
+
+@app.command()
+def status(state_dir: StateDir = None, json_out: JsonOut = False) -> None:
+    """Each part's pid, URL and health."""
+    settings = _settings_or_fail(_state_dir(state_dir))
+    rows = supervisor.status(settings)
+    _print_status(settings, rows, json_out)
+    if not all(r["healthy"] for r in rows):
+        raise typer.Exit(FAILED)
+
+
+def _print_status(settings: StackSettings, rows: list[dict[str, Any]], json_out: bool) -> None:
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "state_dir": str(settings.state_dir),
+                    "admin_token_file": str(settings.admin_token_file),
+                    "retry_policy": settings.retry_policy,
+                    "amqp_url": settings.amqp_url.split("?")[0].replace(
+                        f":{settings.rabbit_password}@", ":***@"
+                    ),
+                    "parts": rows,
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"Likker stack ({settings.state_dir})")
+    for col in ("part", "pid", "health", "url"):
+        table.add_column(col)
+    for r in rows:
+        health = (
+            "[green]healthy[/]"
+            if r["healthy"]
+            else ("[yellow]running, unhealthy[/]" if r["running"] else "[red]stopped[/]")
+        )
+        table.add_row(r["part"], str(r["pid"] or "-"), health, r["url"] or "")
+    out.print(table)
+    out.print(f"admin token: {settings.admin_token_file}    retry policy: {settings.retry_policy}")
+
+
+@app.command()
+def logs(
+    part: Annotated[str, typer.Argument(help="gateway, auth, likes, taker-1, rabbitmq, ...")],
+    lines: Annotated[int, typer.Option("-n", "--lines", min=1)] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Print the tail of a part's log (and follow it with -f)."""
+    settings = _settings_or_fail(_state_dir(state_dir))
+    names = [p.name for p in supervisor.parts(settings)]
+    if part not in names:
+        raise CliError(f"unknown part {part!r}; parts: {', '.join(names)}", NOT_FOUND)
+    path = settings.log_dir / f"{part}.log"
+    if not path.exists():
+        raise CliError(f"{part} has no log yet ({path})", NOT_FOUND)
+    with open(path, errors="replace") as fh:
+        for line in fh.readlines()[-lines:]:
+            print(line, end="")
+        while follow:
+            line = fh.readline()
+            if line:
+                print(line, end="", flush=True)
+            else:
+                time.sleep(0.3)
+
+
+def _queue_line(settings: StackSettings, http: requests.Session) -> str:
+    auth = (settings.rabbit_user, settings.rabbit_password)
+    try:
+        q = http.get(
+            f"{settings.management_url}/api/queues/%2F/{contract.ACTIONS_QUEUE}",
+            auth=auth,
+            timeout=1,
+        ).json()
+        dlq = http.get(
+            f"{settings.management_url}/api/queues/%2F/{contract.DLQ_QUEUE.replace('.', '%2E')}",
+            auth=auth,
+            timeout=1,
+        ).json()
+        node = http.get(f"{settings.management_url}/api/nodes", auth=auth, timeout=1).json()[0]
+    except (requests.RequestException, ValueError, KeyError, IndexError):
+        return "broker: unreachable"
+    stats = q.get("message_stats", {})
+    redeliver = stats.get("redeliver_details", {}).get("rate", 0.0)
+    headroom = (node.get("disk_free", 0) - node.get("disk_free_limit", 0)) / 1e6
+    alarm = " DISK ALARM" if node.get("disk_free_alarm") else ""
+    return (
+        f"queue {q.get('messages', 0)} ({q.get('messages_unacknowledged', 0)} unacked) "
+        f"redeliver {redeliver:.0f}/s  dlq {dlq.get('messages', 0)}  "
+        f"disk headroom {headroom:,.0f} MB{alarm}"
+    )
+
+
+@app.command()
+def load(
+    scenario: Annotated[
+        str, typer.Option(help="normal, or friday (adds the banned user's bot).")
+    ] = "normal",
+    rate: Annotated[float, typer.Option(min=0.1, help="Likes per second to send.")] = 200.0,
+    duration: Annotated[float, typer.Option(min=0.1, help="Seconds to run.")] = 60.0,
+    users: Annotated[int, typer.Option(min=1)] = 50,
+    posts: Annotated[int, typer.Option(min=1)] = 20,
+    bot_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="friday: share of requests from the bot.")
+    ] = 0.2,
+    concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 64,
+    state_dir: StateDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Send likes through the gateway at a steady rate; `friday` replays the incident."""
+    if scenario not in SCENARIOS:
+        raise CliError(f"--scenario must be one of {', '.join(SCENARIOS)}", USAGE)
+    settings = _settings_or_fail(_state_dir(state_dir))
+    try:
+        pop = setup_population(
+            settings.gateway_url,
+            settings.auth_url,
+            settings.admin_token(),
+            users=users,
+            posts=posts,
+            friday=scenario == "friday",
+        )
+    except LoadError as exc:
+        raise CliError(f"{exc}; is the stack up? (likkerctl stack status)", UNREACHABLE) from exc
+    if pop.bot is not None:
+        err.print(
+            f"friday: bot {pop.bot.bot_id} of banned user {pop.banned_user_id} is liking "
+            f"post {pop.target_post} of user {pop.banner_user_id}"
+        )
+    http = requests.Session()
+
+    async def tick(report: LoadReport) -> None:
+        line = await asyncio.to_thread(_queue_line, settings, http)
+        err.print(
+            f"{report.elapsed_s:5.0f}s sent {report.sent} accepted {report.accepted_count} "
+            f"others {sum(v for k, v in report.statuses.items() if k != '202')} | {line}"
+        )
+
+    report = asyncio.run(
+        run_load(
+            settings.gateway_url,
+            pop,
+            scenario=scenario,
+            rate=rate,
+            duration_s=duration,
+            bot_share=bot_share,
+            concurrency=concurrency,
+            on_tick=tick,
+        )
+    )
+    summary = report.as_json()
+    if json_out:
+        print(json.dumps(summary, indent=2))
+    else:
+        out.print(
+            f"sent {summary['sent']} in {summary['elapsed_s']}s: accepted "
+            f"{report.accepted_count} ({summary['accepted_per_s']}/s), statuses "
+            f"{summary['statuses']}, errors {summary['errors']}"
+        )

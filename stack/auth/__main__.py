@@ -1,0 +1,18 @@
+"""Run the auth service of a stack: python -m stack.auth <state>/stack.json"""
+
+import sys
+from pathlib import Path
+
+from stack.auth.app import AuthSettings, create_app
+from stack.http import serve
+from stack.settings import StackSettings
+
+settings = StackSettings.load(Path(sys.argv[1]))
+app = create_app(
+    AuthSettings(
+        store_url=settings.auth_store_url,
+        admin_token=settings.admin_token(),
+        amqp_url=settings.amqp_url,
+    )
+)
+serve(app, settings.host, settings.ports.auth)  # type: ignore[arg-type]

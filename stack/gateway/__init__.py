@@ -1,0 +1,1 @@
+"""The API gateway: authenticates callers and enqueues their likes with publisher confirms."""

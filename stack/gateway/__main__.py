@@ -1,0 +1,16 @@
+"""Run the gateway of a stack: python -m stack.gateway <state>/stack.json"""
+
+import sys
+from pathlib import Path
+
+from stack.gateway.app import GatewaySettings, create_app
+from stack.http import serve
+from stack.settings import StackSettings
+
+settings = StackSettings.load(Path(sys.argv[1]))
+app = create_app(
+    GatewaySettings(
+        amqp_url=settings.amqp_url, auth_url=settings.auth_url, likes_url=settings.likes_url
+    )
+)
+serve(app, settings.host, settings.ports.gateway)

@@ -1,0 +1,188 @@
+"""The public API gateway: authenticate, validate, enqueue likes with confirms (DESIGN §9).
+
+A like is answered 202 only after the broker confirmed the message; when the broker is down
+or blocking publishers the answer is 503 with Retry-After, so no accepted like is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from likkerctl import contract
+from stack.gateway.principals import AuthUnavailable, BlockEventListener, Principal, PrincipalCache
+from stack.gateway.publisher import BrokerUnavailable, ConfirmPublisher
+from stack.http import ApiError, bearer_token, create_base_app
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass
+class GatewaySettings:
+    amqp_url: str
+    auth_url: str
+    likes_url: str
+    confirm_timeout_s: float = 5.0
+    token_cache_seconds: float = 30.0
+    retry_after_s: int = 5
+
+
+def _unavailable(detail: str, retry_after: int) -> ApiError:
+    return ApiError(503, "unavailable", detail, {"Retry-After": str(retry_after)})
+
+
+async def _json_object(request: Request, *, required: bool) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too-large", f"body over {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "invalid", "a JSON object body is required")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid", f"malformed JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid", "body must be a JSON object")
+    return data
+
+
+def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None = None) -> FastAPI:
+    registry = CollectorRegistry()
+    responses = Counter(
+        "likker_gateway_responses", "Gateway answers", ["route", "status"], registry=registry
+    )
+    broker_state = Gauge(
+        "likker_gateway_broker_up", "1 if the gateway can publish to the broker", registry=registry
+    )
+    publisher = publisher or ConfirmPublisher(settings.amqp_url)
+    broker_state.set_function(lambda: float(publisher.connected and not publisher.blocked))
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        auth = httpx.AsyncClient(base_url=settings.auth_url, timeout=5.0)
+        likes = httpx.AsyncClient(base_url=settings.likes_url, timeout=5.0)
+        principals = PrincipalCache(auth, settings.token_cache_seconds)
+        listener = BlockEventListener(settings.amqp_url, principals)
+        state.update(auth=auth, likes=likes, principals=principals, known_posts=set())
+        publisher.start()
+        listener.start()
+        yield
+        listener.stop()
+        publisher.stop()
+        await auth.aclose()
+        await likes.aclose()
+
+    def health() -> dict[str, Any]:
+        return {
+            "broker": "blocked"
+            if publisher.blocked
+            else ("connected" if publisher.connected else "disconnected"),
+            "in_flight": publisher.in_flight,
+        }
+
+    app = create_base_app("likker-gateway", registry, health)
+    app.router.lifespan_context = lifespan
+
+    async def authenticate(request: Request) -> Principal:
+        token = bearer_token(request)
+        if token is None:
+            raise ApiError(401, "unauthenticated", "missing bearer token")
+        try:
+            principal = await state["principals"].resolve(token)
+        except AuthUnavailable as exc:
+            raise _unavailable(f"auth service unavailable: {exc}", settings.retry_after_s) from exc
+        if principal is None:
+            raise ApiError(401, "unauthenticated", "unknown token")
+        if principal.blocked:
+            raise ApiError(
+                403, "bot-blocked", f"bot {principal.bot_id} is blocked: {principal.blocked_reason}"
+            )
+        return principal
+
+    async def ensure_post(post_id: int) -> None:
+        known: set[int] = state["known_posts"]
+        if post_id in known:
+            return
+        try:
+            resp = await state["likes"].get(f"/v1/posts/{post_id}")
+        except httpx.HTTPError as exc:
+            raise _unavailable(f"likes service unavailable: {exc}", settings.retry_after_s) from exc
+        if resp.status_code == 404:
+            raise ApiError(404, "not-found", f"no post {post_id}")
+        if resp.status_code != 200:
+            raise _unavailable(f"likes service answered {resp.status_code}", settings.retry_after_s)
+        known.add(post_id)
+
+    @app.post("/v1/posts", status_code=201)
+    async def create_post(request: Request) -> JSONResponse:
+        principal = await authenticate(request)
+        body = await _json_object(request, required=True)
+        text = body.get("text")
+        if not isinstance(text, str) or not 1 <= len(text) <= 5000:
+            raise ApiError(400, "invalid", "text must be a string of 1 to 5000 characters")
+        try:
+            resp = await state["likes"].post(
+                "/v1/posts", json={"author_user_id": principal.user_id, "text": text}
+            )
+        except httpx.HTTPError as exc:
+            raise _unavailable(f"likes service unavailable: {exc}", settings.retry_after_s) from exc
+        if resp.status_code != 201:
+            raise _unavailable(f"likes service answered {resp.status_code}", settings.retry_after_s)
+        post = resp.json()
+        state["known_posts"].add(post["post_id"])
+        responses.labels("posts", "201").inc()
+        return JSONResponse(post, status_code=201)
+
+    @app.post("/v1/posts/{post_id}/likes", status_code=202)
+    async def like(request: Request, post_id: int) -> JSONResponse:
+        try:
+            return await _like(request, post_id)
+        except ApiError as exc:
+            responses.labels("likes", str(exc.status)).inc()
+            raise
+
+    async def _like(request: Request, post_id: int) -> JSONResponse:
+        principal = await authenticate(request)
+        await _json_object(request, required=False)  # a like has no fields, but junk is refused
+        request_id = request.headers.get("idempotency-key")
+        if request_id is not None:
+            try:
+                request_id = str(uuid.UUID(request_id))
+            except ValueError as exc:
+                raise ApiError(400, "invalid", "Idempotency-Key must be a UUID") from exc
+        await ensure_post(post_id)
+        message = contract.new_like(
+            post_id, contract.Actor(principal.user_id, principal.bot_id), request_id
+        )
+        try:
+            confirm = publisher.publish(
+                contract.ACTIONS_EXCHANGE,
+                contract.ACTIONS_ROUTING_KEY,
+                message.body(),
+                message.properties(),
+            )
+            await asyncio.wait_for(asyncio.wrap_future(confirm), settings.confirm_timeout_s)
+        except BrokerUnavailable as exc:
+            raise _unavailable(f"broker: {exc}", settings.retry_after_s) from exc
+        except TimeoutError as exc:
+            raise _unavailable(
+                f"broker did not confirm within {settings.confirm_timeout_s:g}s",
+                settings.retry_after_s,
+            ) from exc
+        responses.labels("likes", "202").inc()
+        return JSONResponse({"request_id": message.request_id}, status_code=202)
+
+    return app

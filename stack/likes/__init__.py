@@ -1,0 +1,1 @@
+"""The likes service: posts, and likes authorized against bans and stored idempotently."""

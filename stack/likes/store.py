@@ -1,0 +1,84 @@
+"""Likes store (SQLAlchemy 2): one row per like, unique by request_id and by (post, user)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from likkerctl.contract import LikeMessage
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_user_id: Mapped[int] = mapped_column(index=True)
+    text: Mapped[str] = mapped_column(String(5000))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Like(Base):
+    __tablename__ = "likes"
+    __table_args__ = (UniqueConstraint("post_id", "user_id", name="one_like_per_user"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
+    user_id: Mapped[int]
+    bot_id: Mapped[int | None]
+    received_at: Mapped[str] = mapped_column(String(40))
+    stored_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class LikesStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        Base.metadata.create_all(engine)
+        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    def create_post(self, author_user_id: int, text: str) -> int:
+        with Session(self.engine) as session, session.begin():
+            post = Post(author_user_id=author_user_id, text=text)
+            session.add(post)
+            session.flush()
+            return post.id
+
+    def post_author(self, post_id: int) -> int | None:
+        with Session(self.engine) as session:
+            return session.scalar(select(Post.author_user_id).where(Post.id == post_id))
+
+    def add_like(self, like: LikeMessage) -> bool:
+        """Store the like; False when it was already there (same request, or same post+user)."""
+        stmt = (
+            self._insert(Like)
+            .values(
+                request_id=like.request_id,
+                post_id=like.post_id,
+                user_id=like.actor.user_id,
+                bot_id=like.actor.bot_id,
+                received_at=like.received_at,
+                stored_at=_now(),
+            )
+            .on_conflict_do_nothing()
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def like_count(self, post_id: int) -> int:
+        with Session(self.engine) as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(Like).where(Like.post_id == post_id)
+                )
+                or 0
+            )

@@ -1,0 +1,162 @@
+"""Starting and stopping the stack's processes by pid, never by name.
+
+Each part runs in its own session (so its process group id is its pid) and is recorded in
+`<state>/pids/<part>.json` with its start time: a recycled pid is never signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass
+class ProcRecord:
+    part: str
+    pid: int
+    create_time: float
+    argv: list[str]
+    log: str
+    url: str | None = None
+
+    def save(self, pid_dir: Path) -> None:
+        pid_dir.mkdir(parents=True, exist_ok=True)
+        (pid_dir / f"{self.part}.json").write_text(json.dumps(asdict(self)))
+
+    def is_running(self) -> bool:
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.create_time) > 0.05:
+                return False  # the pid was recycled: not ours
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def group_members(self) -> list[psutil.Process]:
+        """Processes still in this part's process group (children that outlived the leader)."""
+        members = []
+        for proc in psutil.process_iter(["pid"]):
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(proc.pid) == self.pid and proc.status() != psutil.STATUS_ZOMBIE:
+                    members.append(proc)
+        return members
+
+
+def load_records(pid_dir: Path) -> dict[str, ProcRecord]:
+    records = {}
+    if pid_dir.is_dir():
+        for path in sorted(pid_dir.glob("*.json")):
+            try:
+                rec = ProcRecord(**json.loads(path.read_text()))
+            except (ValueError, TypeError):
+                continue
+            records[rec.part] = rec
+    return records
+
+
+def spawn(
+    part: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    pid_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    url: str | None = None,
+) -> ProcRecord:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    rec = ProcRecord(
+        part=part,
+        pid=proc.pid,
+        create_time=psutil.Process(proc.pid).create_time(),
+        argv=list(argv),
+        log=str(log_path),
+        url=url,
+    )
+    rec.save(pid_dir)
+    return rec
+
+
+def _reap(pid: int) -> None:
+    # Our own children become zombies until waited for; a detached CLI's are reaped by init.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop(rec: ProcRecord, *, timeout: float = 15.0, sig: int = signal.SIGTERM) -> bool:
+    """Signal the part's process group, wait, then SIGKILL what is left. True if it was running."""
+    was_running = rec.is_running()
+    if was_running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(rec.pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(rec.pid)
+        if not rec.is_running() and not rec.group_members():
+            return was_running
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(rec.pid, signal.SIGKILL)
+    for _ in range(50):
+        _reap(rec.pid)
+        if not rec.is_running() and not rec.group_members():
+            break
+        time.sleep(0.1)
+    return was_running
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    alive: Callable[[], bool] | None = None,
+) -> bool:
+    """Poll `check` until true; stop early (False) when `alive` says the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except Exception:
+            pass
+        if alive is not None and not alive():
+            return False
+        time.sleep(interval)
+    return False

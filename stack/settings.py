@@ -1,0 +1,156 @@
+"""Settings of one running Likker stack: ports, paths and policies.
+
+`stack up` writes them to `<state>/stack.json`; every service process reads that file
+(its path is its only argument), so config is passed, never fetched from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+RetryPolicy = Literal["requeue", "classified"]
+RETRY_POLICIES: tuple[str, ...] = ("requeue", "classified")
+
+
+@dataclass
+class Ports:
+    amqp: int = 5680
+    management: int = 15680
+    rabbitmq_prometheus: int = 15690
+    dist: int = 25680
+    epmd: int = 4380
+    prometheus: int = 9190
+    alertmanager: int = 9193
+    auth: int = 8181
+    gateway: int = 8180
+    likes: int = 8182
+    webhook: int = 8189
+    taker_base: int = 8190  # taker i listens on taker_base + i
+
+
+@dataclass
+class StackSettings:
+    state_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    host: str = "127.0.0.1"
+    takers: int = 2
+    retry_policy: RetryPolicy = "classified"
+    # Messages per second each taker reads; 0 means as fast as it can.
+    taker_rate: float = 500.0
+    taker_prefetch: int = 50
+    # classified policy: transient failures retried this many deliveries, then dead-lettered.
+    max_retries: int = 5
+    retry_backoff_s: float = 0.2
+    retry_backoff_max_s: float = 5.0
+    # None: SQLite (WAL) file in the state dir; any SQLAlchemy URL otherwise.
+    likes_db_url: str | None = None
+    # Free disk the broker keeps before it blocks publishers (RabbitMQ disk_free_limit).
+    disk_free_limit_bytes: int = 50_000_000
+    rabbit_user: str = "guest"
+    rabbit_password: str = "guest"
+    node_name: str = "likker@localhost"
+
+    # -- derived paths and URLs -------------------------------------------------------
+    @property
+    def settings_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.state_dir / "admin-token"
+
+    @property
+    def webhook_token_file(self) -> Path:
+        return self.state_dir / "webhook-token"
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.state_dir / "pids"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def amqp_url(self) -> str:
+        return (
+            f"amqp://{self.rabbit_user}:{self.rabbit_password}@{self.host}:{self.ports.amqp}/"
+            "%2F?heartbeat=30&blocked_connection_timeout=60"
+        )
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{self.host}:{self.ports.management}"
+
+    def service_url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+    @property
+    def auth_url(self) -> str:
+        return self.service_url(self.ports.auth)
+
+    @property
+    def gateway_url(self) -> str:
+        return self.service_url(self.ports.gateway)
+
+    @property
+    def likes_url(self) -> str:
+        return self.service_url(self.ports.likes)
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.service_url(self.ports.prometheus)
+
+    @property
+    def alertmanager_url(self) -> str:
+        return self.service_url(self.ports.alertmanager)
+
+    @property
+    def webhook_url(self) -> str:
+        return self.service_url(self.ports.webhook)
+
+    def taker_port(self, index: int) -> int:
+        return self.ports.taker_base + index
+
+    @property
+    def taker_ids(self) -> list[str]:
+        return [f"taker-{i}" for i in range(1, self.takers + 1)]
+
+    @property
+    def likes_store_url(self) -> str:
+        return self.likes_db_url or f"sqlite:///{self.state_dir / 'likes.db'}"
+
+    @property
+    def auth_store_url(self) -> str:
+        return f"sqlite:///{self.state_dir / 'auth.db'}"
+
+    def admin_token(self) -> str:
+        return self.admin_token_file.read_text().strip()
+
+    # -- persistence -------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["state_dir"] = str(self.state_dir)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StackSettings:
+        data = dict(data)
+        data["state_dir"] = Path(data["state_dir"])
+        data["ports"] = Ports(**data.get("ports", {}))
+        return cls(**data)
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.settings_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2))
+        os.replace(tmp, self.settings_file)
+
+    @classmethod
+    def load(cls, path: Path) -> StackSettings:
+        return cls.from_json(json.loads(path.read_text()))

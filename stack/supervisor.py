@@ -1,0 +1,249 @@
+"""`stack up|down|status`: start every part in order, wait for health, stop exactly those pids."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from stack import alertmanager, broker, procs, prometheus, topology
+from stack.settings import StackSettings
+
+
+class StackError(Exception):
+    """A stack operation failed; the message says what and what to try."""
+
+
+class PortInUse(StackError):
+    def __init__(self, part: str, port: int) -> None:
+        super().__init__(
+            f"port {port} needed by {part} is already in use by another process; "
+            f"free it or start the stack with other ports"
+        )
+        self.part = part
+        self.port = port
+
+
+@dataclass
+class Part:
+    name: str
+    argv: list[str]
+    ports: list[int]
+    ready: Callable[[], bool]
+    url: str | None = None
+    env: dict[str, str] | None = None
+    render: Callable[[], Any] | None = None
+    ready_timeout: float = 30.0
+    stop_timeout: float = 10.0
+    after_ready: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _healthz(url: str) -> Callable[[], bool]:
+    return lambda: requests.get(f"{url}/healthz", timeout=2).status_code == 200
+
+
+def _taker_ready(url: str) -> Callable[[], bool]:
+    return lambda: bool(requests.get(f"{url}/healthz", timeout=2).json().get("connected"))
+
+
+def parts(settings: StackSettings) -> list[Part]:
+    p = settings.ports
+    py = sys.executable
+    cfg = str(settings.settings_file)
+    node_env = broker.node_env(settings)
+    result = [
+        Part(
+            "epmd",
+            broker.epmd_argv(settings),
+            [p.epmd],
+            ready=lambda: procs.port_in_use(settings.host, p.epmd),
+            env=node_env,
+            stop_timeout=5,
+        ),
+        Part(
+            "rabbitmq",
+            broker.server_argv(),
+            [p.amqp, p.management, p.rabbitmq_prometheus, p.dist],
+            ready=lambda: broker.management_ready(settings),
+            url=settings.management_url,
+            env=node_env,
+            render=lambda: broker.render_files(settings),
+            ready_timeout=90,
+            stop_timeout=60,
+            after_ready=[lambda: topology.declare_at(settings.amqp_url)],
+        ),
+        Part(
+            "prometheus",
+            prometheus.argv(settings),
+            [p.prometheus],
+            ready=lambda: prometheus.ready(settings),
+            url=settings.prometheus_url,
+            render=lambda: prometheus.render_files(settings),
+        ),
+        Part(
+            "alertmanager",
+            alertmanager.argv(settings),
+            [p.alertmanager],
+            ready=lambda: alertmanager.ready(settings),
+            url=settings.alertmanager_url,
+            render=lambda: alertmanager.render_files(settings),
+        ),
+    ]
+    for name, port in (("auth", p.auth), ("likes", p.likes), ("gateway", p.gateway)):
+        url = settings.service_url(port)
+        result.append(Part(name, [py, "-m", f"stack.{name}", cfg], [port], _healthz(url), url))
+    for index, taker_id in enumerate(settings.taker_ids, start=1):
+        port = settings.taker_port(index)
+        url = settings.service_url(port)
+        result.append(
+            Part(taker_id, [py, "-m", "stack.taker", cfg, taker_id], [port], _taker_ready(url), url)
+        )
+    return result
+
+
+def missing_binaries() -> list[str]:
+    wanted = [str(broker.RABBIT_BIN / "rabbitmq-server"), prometheus.BINARY, alertmanager.BINARY]
+    missing = [b for b in wanted if not Path(b).exists()]
+    if shutil.which("epmd") is None:
+        missing.append("epmd")
+    return missing
+
+
+def _ensure_secret(path: Path) -> None:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+
+
+def running_settings(state_dir: Path) -> StackSettings | None:
+    """The settings of the stack recorded in state_dir, if one was ever started there."""
+    path = state_dir / "stack.json"
+    return StackSettings.load(path) if path.exists() else None
+
+
+def _log_tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def up(
+    settings: StackSettings,
+    *,
+    echo: Callable[[str], None] = lambda _m: None,
+) -> tuple[StackSettings, list[dict[str, Any]]]:
+    """Start what is not running; return the settings in force and each part's status."""
+    missing = missing_binaries()
+    if missing:
+        raise StackError(
+            "missing: " + ", ".join(missing) + " (apt-get install -y rabbitmq-server prometheus "
+            "prometheus-alertmanager)"
+        )
+    records = procs.load_records(settings.pid_dir)
+    running = {name for name, rec in records.items() if rec.is_running()}
+    if running:
+        previous = running_settings(settings.state_dir)
+        if previous is not None:
+            if previous.to_json() != settings.to_json():
+                echo(
+                    "a stack is already running here: keeping its settings "
+                    "(run `likkerctl stack down` first to change them)"
+                )
+            settings = previous
+    settings.save()
+    _ensure_secret(settings.admin_token_file)
+    _ensure_secret(settings.webhook_token_file)
+
+    plan = parts(settings)
+    for part in plan:
+        if part.name in running:
+            continue
+        for port in part.ports:
+            if procs.port_in_use(settings.host, port):
+                raise PortInUse(part.name, port)
+
+    started: list[tuple[Part, procs.ProcRecord]] = []
+    try:
+        for part in plan:
+            if part.name in running:
+                echo(f"{part.name}: already running (pid {records[part.name].pid})")
+                continue
+            if part.render:
+                part.render()
+            rec = procs.spawn(
+                part.name,
+                part.argv,
+                log_path=settings.log_dir / f"{part.name}.log",
+                pid_dir=settings.pid_dir,
+                env=part.env,
+                url=part.url,
+            )
+            started.append((part, rec))
+            if not procs.wait_until(part.ready, timeout=part.ready_timeout, alive=rec.is_running):
+                state = "exited" if not rec.is_running() else "is not healthy"
+                raise StackError(
+                    f"{part.name} {state} after start (log {rec.log}):\n{_log_tail(rec.log)}"
+                )
+            for hook in part.after_ready:
+                hook()
+            echo(f"{part.name}: up (pid {rec.pid})" + (f" at {part.url}" if part.url else ""))
+    except BaseException:
+        for part, rec in reversed(started):
+            procs.stop(rec, timeout=part.stop_timeout)
+            (settings.pid_dir / f"{part.name}.json").unlink(missing_ok=True)
+        raise
+    return settings, status(settings)
+
+
+def status(settings: StackSettings) -> list[dict[str, Any]]:
+    records = procs.load_records(settings.pid_dir)
+    rows = []
+    for part in parts(settings):
+        rec = records.get(part.name)
+        running = rec is not None and rec.is_running()
+        healthy = False
+        if running:
+            try:
+                healthy = bool(part.ready())
+            except Exception:
+                healthy = False
+        rows.append(
+            {
+                "part": part.name,
+                "pid": rec.pid if running and rec else None,
+                "running": running,
+                "healthy": healthy,
+                "url": part.url,
+                "log": str(settings.log_dir / f"{part.name}.log"),
+            }
+        )
+    return rows
+
+
+def down(state_dir: Path, *, wipe: bool = False) -> list[str]:
+    """Stop every recorded part (reverse start order); return the names that were running."""
+    settings = running_settings(state_dir)
+    records = procs.load_records(state_dir / "pids")
+    order = [p.name for p in parts(settings)] if settings else []
+    names = [n for n in reversed(order) if n in records]
+    names += [n for n in records if n not in names]  # parts of an older layout, if any
+    timeouts = {p.name: p.stop_timeout for p in parts(settings)} if settings else {}
+    stopped = []
+    for name in names:
+        rec = records[name]
+        if procs.stop(rec, timeout=timeouts.get(name, 10.0)):
+            stopped.append(name)
+        (state_dir / "pids" / f"{name}.json").unlink(missing_ok=True)
+    if wipe and state_dir.exists():
+        shutil.rmtree(state_dir)
+    return stopped
