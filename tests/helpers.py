@@ -1,0 +1,193 @@
+"""Test helpers: a running stack on free ports, its database, its broker's HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+from sqlalchemy import create_engine, text
+
+from stack import procs, supervisor
+from stack.load import LoadReport, Population, run_load, setup_population
+from stack.settings import Ports, StackSettings
+
+
+def free_ports() -> Ports:
+    return Ports(
+        **{f.name: procs.free_port() for f in dataclasses.fields(Ports) if f.name != "taker_base"},
+        taker_base=procs.free_port() - 1,
+    )
+
+
+class RunningStack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.http = requests.Session()
+        self._engine = create_engine(settings.likes_store_url)
+
+    # -- processes --------------------------------------------------------------------
+    def records(self) -> dict[str, procs.ProcRecord]:
+        return procs.load_records(self.settings.pid_dir)
+
+    def all_pids(self) -> set[int]:
+        pids = set()
+        for rec in self.records().values():
+            if rec.is_running():
+                pids.add(rec.pid)
+                pids.update(p.pid for p in rec.group_members())
+        return pids
+
+    def down(self) -> set[int]:
+        """Stop the stack; return the pids that were ours, all of which must now be gone."""
+        pids = self.all_pids()
+        supervisor.down(self.settings.state_dir)
+        return pids
+
+    # -- HTTP -------------------------------------------------------------------------
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.admin_token()}"}
+
+    def new_user(self) -> dict[str, Any]:
+        resp = self.http.post(f"{self.settings.auth_url}/v1/users", headers=self.admin, timeout=5)
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def new_post(self, token: str) -> int:
+        resp = self.http.post(
+            f"{self.settings.gateway_url}/v1/posts",
+            json={"text": "hi"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        resp.raise_for_status()
+        return int(resp.json()["post_id"])
+
+    def like(self, post_id: int, token: str, **kw: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
+        return self.http.post(
+            f"{self.settings.gateway_url}/v1/posts/{post_id}/likes",
+            headers=headers,
+            timeout=10,
+            **kw,
+        )
+
+    def mgmt(self, path: str, method: str = "GET", **kw: Any) -> Any:
+        resp = self.http.request(
+            method,
+            f"{self.settings.management_url}/api/{path}",
+            auth=(self.settings.rabbit_user, self.settings.rabbit_password),
+            timeout=10,
+            **kw,
+        )
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return dict(self.mgmt(f"queues/%2F/{urllib.parse.quote(name, safe='')}"))
+
+    def sample(self, queue: str, count: int = 100) -> list[dict[str, Any]]:
+        """Messages at the head of a queue via the management API (requeued, so it perturbs)."""
+        return list(
+            self.mgmt(
+                f"queues/%2F/{urllib.parse.quote(queue, safe='')}/get",
+                "POST",
+                json={"count": count, "ackmode": "ack_requeue_true", "encoding": "auto"},
+            )
+        )
+
+    def purge(self, queue: str) -> None:
+        self.mgmt(f"queues/%2F/{urllib.parse.quote(queue, safe='')}/contents", "DELETE")
+
+    # -- likes store ------------------------------------------------------------------
+    def stored(self, request_ids: Iterable[str]) -> dict[str, int]:
+        """request_id -> how many rows carry it, for the given ids."""
+        ids = list(request_ids)
+        counts: dict[str, int] = {}
+        with self._engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                params = {f"r{j}": rid for j, rid in enumerate(chunk)}
+                marks = ", ".join(f":r{j}" for j in range(len(chunk)))
+                for rid, n in conn.execute(
+                    text(
+                        f"SELECT request_id, count(*) FROM likes WHERE request_id IN ({marks}) "
+                        "GROUP BY request_id"
+                    ),
+                    params,
+                ):
+                    counts[rid] = n
+        return counts
+
+    def rows_for_bot(self, bot_id: int) -> int:
+        with self._engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM likes WHERE bot_id = :b"), {"b": bot_id}
+                ).scalar_one()
+            )
+
+    def wait_stored(self, request_ids: list[str], timeout: float = 90.0) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = self.stored(request_ids)
+            if len(counts) == len(set(request_ids)) or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.5)
+
+    # -- load -------------------------------------------------------------------------
+    def population(self, *, users: int, posts: int, friday: bool = False) -> Population:
+        return setup_population(
+            self.settings.gateway_url,
+            self.settings.auth_url,
+            self.settings.admin_token(),
+            users=users,
+            posts=posts,
+            friday=friday,
+        )
+
+    def load(self, pop: Population, **kw: Any) -> LoadReport:
+        return asyncio.run(run_load(self.settings.gateway_url, pop, **kw))
+
+    def load_in_background(self, pop: Population, **kw: Any) -> Callable[[], LoadReport]:
+        result: dict[str, LoadReport] = {}
+        thread = threading.Thread(target=lambda: result.update(r=self.load(pop, **kw)))
+        thread.start()
+
+        def join() -> LoadReport:
+            thread.join()
+            return result["r"]
+
+        return join
+
+
+def start_stack(state_dir: Path, **kw: Any) -> RunningStack:
+    settings = StackSettings(state_dir=state_dir, ports=free_ports(), **kw)
+    settings, _rows = supervisor.up(settings)
+    return RunningStack(settings)
+
+
+def assert_all_gone(pids: set[int]) -> None:
+    alive = [
+        p
+        for p in pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
+    assert not alive, f"processes of ours still running after stack down: {alive}"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

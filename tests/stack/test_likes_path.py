@@ -1,0 +1,179 @@
+"""The likes path end to end on a real stack (classified retry policy)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+
+import pika
+import pytest
+
+from likkerctl import contract
+from tests.conftest import stack_fixture
+from tests.helpers import RunningStack, wait_for
+
+stack = stack_fixture(retry_policy="classified", takers=2, taker_rate=0)
+
+
+def _assert_json_error(resp, status: int, code: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error", "detail"}, body
+    assert body["detail"]
+    if code:
+        assert body["error"] == code
+
+
+def test_thousand_likes_from_users_are_stored_exactly_once(stack: RunningStack) -> None:
+    pop = stack.population(users=40, posts=25)  # 1,000 distinct (user, post) pairs
+    report = stack.load(pop, scenario="normal", rate=1000, duration_s=60, max_requests=1000)
+    assert report.statuses == Counter({"202": 1000}), report.as_json()
+    accepted = report.accepted["user"]
+    assert len(set(accepted)) == 1000
+    stored = stack.wait_stored(accepted)
+    assert len(stored) == 1000
+    assert set(stored.values()) == {1}
+
+
+def test_bad_requests_get_a_4xx_json_error_never_a_5xx(stack: RunningStack) -> None:
+    user = stack.new_user()
+    post = stack.new_post(user["token"])
+    gw = stack.settings.gateway_url
+    http = stack.http
+    auth = {"Authorization": f"Bearer {user['token']}"}
+    _assert_json_error(http.post(f"{gw}/v1/posts/{post}/likes"), 401, "unauthenticated")
+    _assert_json_error(
+        http.post(f"{gw}/v1/posts/{post}/likes", headers={"Authorization": "Bearer nope"}), 401
+    )
+    _assert_json_error(
+        http.post(f"{gw}/v1/posts/{post}/likes", headers={"Authorization": "Basic abc"}), 401
+    )
+    _assert_json_error(stack.like(post, user["token"], data=b"{not json"), 400, "invalid")
+    _assert_json_error(stack.like(post, user["token"], data=b"[1, 2]"), 400, "invalid")
+    _assert_json_error(http.post(f"{gw}/v1/posts/abc/likes", headers=auth), 400, "invalid")
+    _assert_json_error(stack.like(10**9, user["token"]), 404, "not-found")
+    _assert_json_error(stack.like(post, user["token"], headers={"Idempotency-Key": "x"}), 400)
+    _assert_json_error(stack.like(post, user["token"], data=b" " * (65 * 1024)), 413)
+    _assert_json_error(http.post(f"{gw}/v1/posts", headers=auth, data=b"{"), 400, "invalid")
+    _assert_json_error(http.post(f"{gw}/v1/posts", headers=auth, json={"text": 5}), 400)
+    _assert_json_error(http.post(f"{gw}/v1/posts", headers=auth), 400)
+    _assert_json_error(http.post(f"{gw}/v1/posts", json={"text": "x"}), 401)
+    _assert_json_error(http.get(f"{gw}/v1/nowhere"), 404)
+    # The auth admin API answers in the same shape.
+    _assert_json_error(http.post(f"{stack.settings.auth_url}/v1/users"), 401)
+    _assert_json_error(http.post(f"{stack.settings.auth_url}/v1/users", headers=auth), 403)
+    _assert_json_error(
+        http.post(f"{stack.settings.auth_url}/v1/bots/1/block", headers=stack.admin, json={}), 400
+    )
+
+
+def test_idempotency_key_makes_a_retried_like_one_message(stack: RunningStack) -> None:
+    user = stack.new_user()
+    post = stack.new_post(user["token"])
+    key = str(uuid.uuid4())
+    first = stack.like(post, user["token"], headers={"Idempotency-Key": key})
+    second = stack.like(post, user["token"], headers={"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 202
+    assert first.json()["request_id"] == second.json()["request_id"] == key
+    assert stack.wait_stored([key]) == {key: 1}
+
+
+def test_blocked_bot_gets_403_from_the_next_request_and_nothing_is_enqueued(
+    stack: RunningStack,
+) -> None:
+    owner = stack.new_user()
+    bot = stack.http.post(
+        f"{stack.settings.auth_url}/v1/users/{owner['user_id']}/bots",
+        headers=stack.admin,
+        timeout=5,
+    ).json()
+    before, after = stack.new_post(owner["token"]), stack.new_post(owner["token"])
+    assert stack.like(before, bot["token"]).status_code == 202  # token now cached at the gateway
+    blocked = stack.http.post(
+        f"{stack.settings.auth_url}/v1/bots/{bot['bot_id']}/block",
+        headers=stack.admin,
+        json={"reason": "test"},
+        timeout=5,
+    )
+    assert blocked.status_code == 200 and blocked.json()["blocked"] is True
+    refused = stack.like(after, bot["token"])
+    _assert_json_error(refused, 403, "bot-blocked")
+    # The pre-block like is stored; had the refused one been enqueued it would be too.
+    assert wait_for(lambda: _count(stack, before) == 1, timeout=30)
+    stack.http.post(
+        f"{stack.settings.gateway_url}/v1/posts/{after}/likes",
+        headers={"Authorization": f"Bearer {owner['token']}"},
+    ).raise_for_status()
+    assert wait_for(lambda: _count(stack, after) == 1, timeout=30)  # the owner's own like only
+    listed = stack.http.get(
+        f"{stack.settings.auth_url}/v1/bots?blocked=true", headers=stack.admin
+    ).json()["bots"]
+    assert bot["bot_id"] in [b["bot_id"] for b in listed]
+
+
+def _count(stack: RunningStack, post: int) -> int:
+    resp = stack.http.get(f"{stack.settings.likes_url}/v1/posts/{post}/likes", timeout=5)
+    return int(resp.json()["count"])
+
+
+def _drain_dlq(stack: RunningStack) -> list[tuple[dict, bytes]]:  # type: ignore[type-arg]
+    """Every DLQ message's headers and body; they are requeued when we disconnect."""
+    conn = pika.BlockingConnection(pika.URLParameters(stack.settings.amqp_url))
+    try:
+        channel = conn.channel()
+        found = []
+        while True:
+            method, props, body = channel.basic_get(contract.DLQ_QUEUE, auto_ack=False)
+            if method is None:
+                return found
+            found.append((dict(props.headers or {}, message_id=props.message_id), body))
+    finally:
+        conn.close()
+
+
+def test_friday_under_classified_dead_letters_the_bot_and_drains(stack: RunningStack) -> None:
+    pop = stack.population(users=40, posts=30, friday=True)  # more pairs than likes sent
+    report = stack.load(pop, scenario="friday", rate=300, duration_s=4, bot_share=0.3)
+    bot_ids, user_ids = report.accepted["bot"], report.accepted["user"]
+    assert bot_ids and user_ids, report.as_json()
+    stored = stack.wait_stored(user_ids)
+    assert len(stored) == len(user_ids) and set(stored.values()) == {1}
+    assert pop.bot is not None and stack.rows_for_bot(pop.bot.bot_id or 0) == 0
+
+    def drained() -> bool:
+        q = stack.queue(contract.ACTIONS_QUEUE)
+        return q.get("messages", 1) == 0
+
+    assert wait_for(drained, timeout=60)
+    dead = [h for h, _ in _drain_dlq(stack) if h.get("likker-bot") == pop.bot.bot_id]
+    assert sorted(h["message_id"] for h in dead) == sorted(bot_ids)
+    assert {h["likker-failure"] for h in dead} == {"forbidden"}
+    assert all("banned" in h["likker-failure-detail"] for h in dead)
+
+
+def test_kill_9_of_a_taker_mid_load_loses_and_doubles_nothing(stack: RunningStack) -> None:
+    pop = stack.population(users=40, posts=50)
+    join = stack.load_in_background(pop, scenario="normal", rate=300, duration_s=6)
+    victim = stack.records()["taker-1"]
+    wait_for(
+        lambda: stack.queue(contract.ACTIONS_QUEUE).get("messages_unacknowledged", 0) > 0, timeout=5
+    )
+    time.sleep(2)
+    os.kill(victim.pid, signal.SIGKILL)
+    report = join()
+    accepted = report.accepted["user"]
+    assert report.statuses["202"] == len(accepted) > 500
+    stored = stack.wait_stored(accepted)
+    assert len(stored) == len(accepted), f"{len(accepted) - len(stored)} accepted likes lost"
+    assert set(stored.values()) == {1}
+
+
+@pytest.fixture(autouse=True)
+def _restart_dead_parts(stack: RunningStack):  # type: ignore[no-untyped-def]
+    yield
+    from stack import supervisor
+
+    supervisor.up(stack.settings)  # bring back anything a test killed
