@@ -57,7 +57,7 @@ def test_status_json_lists_every_part_with_pid_url_and_health(stack: RunningStac
 
 def test_up_twice_is_harmless(stack: RunningStack) -> None:
     before = {name: rec.pid for name, rec in stack.records().items()}
-    settings, rows = supervisor.up(stack.settings)
+    _settings, rows = supervisor.up(stack.settings)
     assert {name: rec.pid for name, rec in stack.records().items()} == before
     assert all(r["healthy"] for r in rows)
 

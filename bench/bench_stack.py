@@ -1,0 +1,97 @@
+"""Benchmark: gateway accepted likes/s and end-to-end stored likes/s on a private stack.
+
+Run:  .venv/bin/python bench/bench_stack.py [--seconds 10] [--rate 3000]
+
+The machine is shared and noisy, so next to each figure we measure a reference in the same
+run on the same broker: pika publishing with one confirm at a time (DESIGN §7's 1,570 msg/s
+row). Ratios to that reference are what to compare between runs. Results go to stdout as
+JSON; docs/BENCHMARKS.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pika
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from likkerctl import contract  # noqa: E402
+from tests.helpers import RunningStack, start_stack  # noqa: E402
+
+
+def reference_confirm_each(stack: RunningStack, seconds: float) -> float:
+    """msg/s of BlockingConnection publishing contract messages, waiting for each confirm."""
+    conn = pika.BlockingConnection(pika.URLParameters(stack.settings.amqp_url))
+    channel = conn.channel()
+    channel.queue_declare("bench.reference", durable=True, arguments={"x-queue-type": "quorum"})
+    channel.confirm_delivery()
+    msg = contract.new_like(1, contract.Actor(1))
+    body, props = msg.body(), msg.properties()
+    n, start = 0, time.monotonic()
+    while time.monotonic() - start < seconds:
+        channel.basic_publish("", "bench.reference", body, props)
+        n += 1
+    rate = n / (time.monotonic() - start)
+    channel.queue_delete("bench.reference")
+    conn.close()
+    return rate
+
+
+def measure(stack: RunningStack, *, rate: float, seconds: float, concurrency: int) -> dict:
+    pop = stack.population(users=100, posts=400)  # 40,000 distinct pairs: no repeats
+    start = time.monotonic()
+    report = stack.load(pop, scenario="normal", rate=rate, duration_s=seconds,
+                        concurrency=concurrency)
+    accepted = report.accepted["user"]
+    stored = stack.wait_stored(accepted, timeout=600)
+    end_to_end = time.monotonic() - start
+    return {
+        "sent": report.sent,
+        "accepted": len(accepted),
+        "statuses": dict(report.statuses),
+        "accepted_per_s": round(len(accepted) / report.elapsed_s, 1),
+        "stored": len(stored),
+        "stored_per_s": round(len(stored) / end_to_end, 1),
+        "all_stored_once": len(stored) == len(accepted) and set(stored.values()) <= {1},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=3000.0, help="offered likes/s")
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--takers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="likker-bench-") as tmp:
+        stack = start_stack(Path(tmp), retry_policy="classified", takers=args.takers,
+                            taker_rate=0)
+        try:
+            reference = reference_confirm_each(stack, 5.0)
+            result = measure(stack, rate=args.rate, seconds=args.seconds,
+                             concurrency=args.concurrency)
+        finally:
+            stack.down()
+    result.update(
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=f"{platform.node()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        offered_rate=args.rate,
+        seconds=args.seconds,
+        takers=args.takers,
+        reference_confirm_each_per_s=round(reference, 1),
+        accepted_vs_reference=round(result["accepted_per_s"] / reference, 2),
+        stored_vs_reference=round(result["stored_per_s"] / reference, 2),
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
