@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -23,8 +24,8 @@ import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from likkerctl import contract  # noqa: E402
-from tests.helpers import RunningStack, start_stack  # noqa: E402
+from likkerctl import contract
+from tests.helpers import RunningStack, start_stack
 
 
 def reference_confirm_each(stack: RunningStack, seconds: float) -> float:
@@ -48,8 +49,9 @@ def reference_confirm_each(stack: RunningStack, seconds: float) -> float:
 def measure(stack: RunningStack, *, rate: float, seconds: float, concurrency: int) -> dict:
     pop = stack.population(users=100, posts=400)  # 40,000 distinct pairs: no repeats
     start = time.monotonic()
-    report = stack.load(pop, scenario="normal", rate=rate, duration_s=seconds,
-                        concurrency=concurrency)
+    report = stack.load(
+        pop, scenario="normal", rate=rate, duration_s=seconds, concurrency=concurrency
+    )
     accepted = report.accepted["user"]
     stored = stack.wait_stored(accepted, timeout=600)
     end_to_end = time.monotonic() - start
@@ -72,17 +74,17 @@ def main() -> None:
     parser.add_argument("--takers", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="likker-bench-") as tmp:
-        stack = start_stack(Path(tmp), retry_policy="classified", takers=args.takers,
-                            taker_rate=0)
+        stack = start_stack(Path(tmp), retry_policy="classified", takers=args.takers, taker_rate=0)
         try:
             reference = reference_confirm_each(stack, 5.0)
-            result = measure(stack, rate=args.rate, seconds=args.seconds,
-                             concurrency=args.concurrency)
+            result = measure(
+                stack, rate=args.rate, seconds=args.seconds, concurrency=args.concurrency
+            )
         finally:
             stack.down()
     result.update(
         date=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine=f"{platform.node()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        machine=f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
         offered_rate=args.rate,
         seconds=args.seconds,
         takers=args.takers,

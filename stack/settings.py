@@ -38,6 +38,10 @@ class StackSettings:
     state_dir: Path
     ports: Ports = field(default_factory=Ports)
     host: str = "127.0.0.1"
+    # Where services listen; defaults to `host`. Compose sets 0.0.0.0.
+    bind_host: str | None = None
+    # Per-part hostnames for URLs when parts run on different hosts (compose service names).
+    hosts: dict[str, str] = field(default_factory=dict)
     takers: int = 2
     retry_policy: RetryPolicy = "classified"
     # Messages per second each taker reads; 0 means as fast as it can.
@@ -77,42 +81,49 @@ class StackSettings:
         return self.state_dir / "logs"
 
     @property
+    def listen_host(self) -> str:
+        return self.bind_host or self.host
+
+    def host_of(self, part: str) -> str:
+        return self.hosts.get(part, self.host)
+
+    @property
     def amqp_url(self) -> str:
         return (
-            f"amqp://{self.rabbit_user}:{self.rabbit_password}@{self.host}:{self.ports.amqp}/"
-            "%2F?heartbeat=30&blocked_connection_timeout=60"
+            f"amqp://{self.rabbit_user}:{self.rabbit_password}@{self.host_of('rabbitmq')}:"
+            f"{self.ports.amqp}/%2F?heartbeat=30&blocked_connection_timeout=60"
         )
 
     @property
     def management_url(self) -> str:
-        return f"http://{self.host}:{self.ports.management}"
+        return f"http://{self.host_of('rabbitmq')}:{self.ports.management}"
 
-    def service_url(self, port: int) -> str:
-        return f"http://{self.host}:{port}"
+    def service_url(self, port: int, part: str = "") -> str:
+        return f"http://{self.host_of(part)}:{port}"
 
     @property
     def auth_url(self) -> str:
-        return self.service_url(self.ports.auth)
+        return self.service_url(self.ports.auth, "auth")
 
     @property
     def gateway_url(self) -> str:
-        return self.service_url(self.ports.gateway)
+        return self.service_url(self.ports.gateway, "gateway")
 
     @property
     def likes_url(self) -> str:
-        return self.service_url(self.ports.likes)
+        return self.service_url(self.ports.likes, "likes")
 
     @property
     def prometheus_url(self) -> str:
-        return self.service_url(self.ports.prometheus)
+        return self.service_url(self.ports.prometheus, "prometheus")
 
     @property
     def alertmanager_url(self) -> str:
-        return self.service_url(self.ports.alertmanager)
+        return self.service_url(self.ports.alertmanager, "alertmanager")
 
     @property
     def webhook_url(self) -> str:
-        return self.service_url(self.ports.webhook)
+        return self.service_url(self.ports.webhook, "webhook")
 
     def taker_port(self, index: int) -> int:
         return self.ports.taker_base + index

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import sys
 from collections.abc import Callable
@@ -14,6 +12,7 @@ from typing import Any
 import requests
 
 from stack import alertmanager, broker, procs, prometheus, topology
+from stack.init_state import ensure_secrets
 from stack.settings import StackSettings
 
 
@@ -97,11 +96,11 @@ def parts(settings: StackSettings) -> list[Part]:
         ),
     ]
     for name, port in (("auth", p.auth), ("likes", p.likes), ("gateway", p.gateway)):
-        url = settings.service_url(port)
+        url = settings.service_url(port, name)
         result.append(Part(name, [py, "-m", f"stack.{name}", cfg], [port], _healthz(url), url))
     for index, taker_id in enumerate(settings.taker_ids, start=1):
         port = settings.taker_port(index)
-        url = settings.service_url(port)
+        url = settings.service_url(port, taker_id)
         result.append(
             Part(taker_id, [py, "-m", "stack.taker", cfg, taker_id], [port], _taker_ready(url), url)
         )
@@ -114,14 +113,6 @@ def missing_binaries() -> list[str]:
     if shutil.which("epmd") is None:
         missing.append("epmd")
     return missing
-
-
-def _ensure_secret(path: Path) -> None:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
 
 
 def running_settings(state_dir: Path) -> StackSettings | None:
@@ -161,8 +152,7 @@ def up(
                 )
             settings = previous
     settings.save()
-    _ensure_secret(settings.admin_token_file)
-    _ensure_secret(settings.webhook_token_file)
+    ensure_secrets(settings)
 
     plan = parts(settings)
     for part in plan:

@@ -15,4 +15,4 @@ app = create_app(
         amqp_url=settings.amqp_url,
     )
 )
-serve(app, settings.host, settings.ports.auth)  # type: ignore[arg-type]
+serve(app, settings.listen_host, settings.ports.auth)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pika
-from fastapi import Request
+from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
@@ -84,7 +84,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     announce: Callable[[dict[str, object]], bool] | None = None,
-) -> object:
+) -> FastAPI:
     registry = CollectorRegistry()
     requests_total = Counter(
         "likker_auth_requests", "Auth API requests", ["route", "status"], registry=registry

@@ -13,4 +13,4 @@ app = create_app(
         amqp_url=settings.amqp_url, auth_url=settings.auth_url, likes_url=settings.likes_url
     )
 )
-serve(app, settings.host, settings.ports.gateway)
+serve(app, settings.listen_host, settings.ports.gateway)

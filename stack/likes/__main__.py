@@ -15,4 +15,4 @@ app = create_app(
         admin_token=settings.admin_token(),
     )
 )
-serve(app, settings.host, settings.ports.likes)
+serve(app, settings.listen_host, settings.ports.likes)

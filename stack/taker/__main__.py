@@ -21,6 +21,6 @@ run(
         backoff_s=settings.retry_backoff_s,
         backoff_max_s=settings.retry_backoff_max_s,
     ),
-    settings.host,
+    settings.listen_host,
     settings.taker_port(index),
 )

@@ -1,0 +1,108 @@
+"""Static checks of the files that run the stack elsewhere: Dockerfile, compose, and the
+Prometheus/Alertmanager configs, validated by the real promtool and amtool."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import dockerfile
+import pytest
+import yaml
+
+from stack import alertmanager, prometheus
+from stack.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "stack" / "compose.yaml"
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_dockerfile_is_slim_non_root_and_installs_the_package() -> None:
+    commands = dockerfile.parse_file(str(ROOT / "Dockerfile"))
+    by_cmd = [(c.cmd, c.value) for c in commands]
+    froms = [v[0] for cmd, v in by_cmd if cmd == "FROM"]
+    assert froms and all("slim" in f for f in froms), froms
+    users = [v[0] for cmd, v in by_cmd if cmd == "USER"]
+    assert users and users[-1] not in ("root", "0"), users
+    last_user = max(i for i, (cmd, _) in enumerate(by_cmd) if cmd == "USER")
+    assert all(cmd not in ("RUN", "COPY", "ADD") for cmd, _ in by_cmd[last_user:])
+    runs = " ".join(v[0] for cmd, v in by_cmd if cmd == "RUN")
+    assert re.search(r"pip install [^&]*\.", runs)
+    assert "ADD" not in [cmd for cmd, _ in by_cmd]  # COPY only: no remote fetches
+    for cmd, value in by_cmd:
+        if cmd == "COPY":
+            for src in value[:-1]:
+                assert (ROOT / src).exists(), f"COPY source {src} missing"
+    entry = [v for cmd, v in by_cmd if cmd == "ENTRYPOINT"]
+    assert entry == [("likkerctl",)]
+
+
+def test_compose_runs_every_part_with_files_that_exist() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    settings = StackSettings.load(ROOT / "stack" / "compose" / "stack.json")
+    wanted = {
+        "rabbitmq",
+        "prometheus",
+        "alertmanager",
+        "auth",
+        "likes",
+        "gateway",
+        *settings.taker_ids,
+    }
+    assert wanted <= set(services)
+    # Every hostname the services are told to use is a compose service.
+    assert set(settings.hosts.values()) - {"webhook"} <= set(services)
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).exists(), f"{name}: {source} missing"
+        cmd = service.get("command", [])
+        if cmd and str(cmd[0]).startswith("stack."):
+            module = ROOT / cmd[0].replace(".", "/")
+            assert module.with_suffix(".py").exists() or (module / "__main__.py").exists(), cmd
+            if name.startswith("taker-"):
+                assert cmd[2] == name
+
+
+@pytest.mark.parametrize("path", ["stack/compose/prometheus.yml"])
+def test_compose_prometheus_config_passes_promtool(path: str) -> None:
+    result = _run("promtool", "check", "config", "--syntax-only", str(ROOT / path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_alertmanager_config_passes_amtool() -> None:
+    result = _run("amtool", "check-config", str(ROOT / "stack/compose/alertmanager.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_local_configs_pass_promtool_and_amtool(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path)
+    prom_dir = prometheus.render_files(settings)
+    am_dir = alertmanager.render_files(settings)
+    settings.webhook_token_file.write_text("t\n")
+    result = _run("promtool", "check", "config", str(prom_dir / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+    rules = sorted((prom_dir / "rules").glob("*.yml"))
+    assert rules
+    result = _run("promtool", "check", "rules", *map(str, rules))
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _run("amtool", "check-config", str(am_dir / "alertmanager.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_settings_round_trip_through_json(tmp_path: Path) -> None:
+    settings = StackSettings(state_dir=tmp_path, takers=3, hosts={"auth": "a"})
+    settings.save()
+    loaded = StackSettings.load(settings.settings_file)
+    assert loaded == settings
+    assert json.loads(settings.settings_file.read_text())["takers"] == 3
+    assert loaded.auth_url.startswith("http://a:")
