@@ -38,7 +38,7 @@ def main() -> None:
         sys.exit(INTERRUPTED)
     except SystemExit:
         raise
-    except Exception as exc:
+    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
         import click
 
         if isinstance(exc, click.exceptions.ClickException):

@@ -154,7 +154,7 @@ def wait_until(
         try:
             if check():
                 return True
-        except Exception:
+        except Exception:  # any failure just means "not ready yet"
             pass
         if alive is not None and not alive():
             return False

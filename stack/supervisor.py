@@ -70,7 +70,7 @@ def parts(settings: StackSettings) -> list[Part]:
             "rabbitmq",
             broker.server_argv(),
             [p.amqp, p.management, p.rabbitmq_prometheus, p.dist],
-            ready=lambda: broker.management_ready(settings),
+            ready=lambda: broker.ready(settings),
             url=settings.management_url,
             env=node_env,
             render=lambda: broker.render_files(settings),
@@ -185,7 +185,12 @@ def up(
                     f"{part.name} {state} after start (log {rec.log}):\n{_log_tail(rec.log)}"
                 )
             for hook in part.after_ready:
-                hook()
+                try:
+                    hook()
+                except Exception as exc:  # reported with the part's name
+                    raise StackError(
+                        f"{part.name} started but setting it up failed: {exc!r}"
+                    ) from exc
             echo(f"{part.name}: up (pid {rec.pid})" + (f" at {part.url}" if part.url else ""))
     except BaseException:
         for part, rec in reversed(started):
@@ -205,7 +210,7 @@ def status(settings: StackSettings) -> list[dict[str, Any]]:
         if running:
             try:
                 healthy = bool(part.ready())
-            except Exception:
+            except Exception:  # unreachable means unhealthy
                 healthy = False
         rows.append(
             {

@@ -183,6 +183,17 @@ def create_app(
             pass  # banned concurrently by another request: the same outcome
         return {"user_id": user_id, "banned_user_id": body.banned_user_id}
 
+    @app.get("/v1/users/{user_id}/bans")
+    def list_bans(request: Request, user_id: int) -> dict[str, object]:
+        """Everyone `user_id` has banned (the likes service caches this per author)."""
+        require_admin(request)
+        with Session(engine) as session:
+            get_user(session, user_id)
+            banned = session.scalars(
+                select(Ban.banned_user_id).where(Ban.user_id == user_id).order_by(Ban.id)
+            )
+            return {"user_id": user_id, "banned_user_ids": list(banned)}
+
     @app.get("/v1/users/{user_id}/bans/{other_user_id}")
     def is_banned(request: Request, user_id: int, other_user_id: int) -> dict[str, object]:
         """Has `user_id` banned `other_user_id`? Asked by the likes service before storing."""

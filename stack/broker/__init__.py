@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pika
 import requests
 
 from stack.settings import StackSettings
@@ -88,3 +89,17 @@ def management_ready(settings: StackSettings) -> bool:
         timeout=2,
     )
     return resp.status_code == 200 and bool(resp.json().get("listeners"))
+
+
+def ready(settings: StackSettings) -> bool:
+    """Management API answering *and* AMQP accepting: RabbitMQ opens client listeners last."""
+    if not management_ready(settings):
+        return False
+    params = pika.URLParameters(settings.amqp_url)
+    params.connection_attempts = 1
+    params.socket_timeout = 2
+    try:
+        pika.BlockingConnection(params).close()
+    except pika.exceptions.AMQPError:
+        return False
+    return True

@@ -85,7 +85,7 @@ class ConfirmPublisher:
             conn.ioloop.add_callback_threadsafe(
                 lambda: self._publish_now(exchange, routing_key, body, properties, fut)
             )
-        except Exception as exc:
+        except Exception as exc:  # the ioloop closed under us
             raise BrokerUnavailable(f"publisher loop closed: {exc}") from exc
         return fut
 
@@ -105,7 +105,7 @@ class ConfirmPublisher:
         self._pending[self._next_tag] = (fut, properties.message_id)
         try:
             channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
-        except Exception as exc:
+        except Exception as exc:  # any failure here means "not published"
             self._pending.pop(self._next_tag, None)
             fut.set_exception(BrokerUnavailable(f"publish failed: {exc}"))
 

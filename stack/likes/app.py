@@ -24,7 +24,7 @@ class LikesSettings:
     store_url: str
     auth_url: str
     admin_token: str
-    # Bans are read from auth at most this often per (author, actor) pair.
+    # Each author's ban list is read from auth at most this often.
     ban_cache_seconds: float = 2.0
 
 
@@ -34,34 +34,36 @@ class NewPost(BaseModel):
 
 
 class BanChecker:
-    """Asks auth whether a post's author banned the actor, with a short cache."""
+    """Asks auth whom a post's author has banned; one cached list per author."""
 
     def __init__(self, client: httpx.Client, ttl: float) -> None:
         self._client = client
         self._ttl = ttl
-        self._cache: dict[tuple[int, int], tuple[bool, float]] = {}
+        self._cache: dict[int, tuple[frozenset[int], float]] = {}
         self._lock = threading.Lock()
 
     def banned(self, author_id: int, actor_user_id: int) -> bool:
-        key = (author_id, actor_user_id)
+        return actor_user_id in self._bans_of(author_id)
+
+    def _bans_of(self, author_id: int) -> frozenset[int]:
         now = time.monotonic()
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._cache.get(author_id)
         if hit and hit[1] > now:
             return hit[0]
         try:
-            resp = self._client.get(f"/v1/users/{author_id}/bans/{actor_user_id}")
+            resp = self._client.get(f"/v1/users/{author_id}/bans")
         except httpx.HTTPError as exc:
             raise ApiError(503, "auth-unavailable", f"auth service: {exc}") from exc
         if resp.status_code == 404:
-            banned = False  # unknown user: nobody banned anybody
+            bans: frozenset[int] = frozenset()  # unknown author: nobody banned
         elif resp.status_code != 200:
             raise ApiError(503, "auth-unavailable", f"auth service answered {resp.status_code}")
         else:
-            banned = bool(resp.json()["banned"])
+            bans = frozenset(resp.json()["banned_user_ids"])
         with self._lock:
-            self._cache[key] = (banned, now + self._ttl)
-        return banned
+            self._cache[author_id] = (bans, now + self._ttl)
+        return bans
 
 
 def create_app(settings: LikesSettings, *, store: LikesStore | None = None) -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -177,3 +178,60 @@ def _restart_dead_parts(stack: RunningStack):  # type: ignore[no-untyped-def]
     from stack import supervisor
 
     supervisor.up(stack.settings)  # bring back anything a test killed
+
+
+def _control(stack: RunningStack, command: str, target: str = "*") -> list[dict]:  # type: ignore[type-arg]
+    """Send a control command; collect the takers' replies for two seconds."""
+    conn = pika.BlockingConnection(pika.URLParameters(stack.settings.amqp_url))
+    try:
+        channel = conn.channel()
+        replies = channel.queue_declare("", exclusive=True).method.queue
+        channel.basic_publish(
+            contract.CONTROL_EXCHANGE,
+            "",
+            json.dumps({"command": command, "target": target}).encode(),
+            pika.BasicProperties(reply_to=replies, correlation_id="t"),
+        )
+        found = []
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            method, _props, body = channel.basic_get(replies, auto_ack=True)
+            if method is None:
+                time.sleep(0.05)
+                continue
+            found.append(json.loads(body))
+        return found
+    finally:
+        conn.close()
+
+
+def _consumers(stack: RunningStack) -> int:
+    return int(stack.queue(contract.ACTIONS_QUEUE).get("consumers", -1))
+
+
+def test_takers_pause_and_resume_over_the_control_exchange(stack: RunningStack) -> None:
+    states = _control(stack, "status")
+    assert sorted(s["taker_id"] for s in states) == ["taker-1", "taker-2"]
+    assert all(s["state"] == "running" for s in states)
+
+    paused = _control(stack, "pause", "taker-1")
+    assert [(s["taker_id"], s["state"]) for s in paused] == [("taker-1", "paused")]
+    assert wait_for(lambda: _consumers(stack) == 1, timeout=15)
+
+    _control(stack, "pause")
+    assert wait_for(lambda: _consumers(stack) == 0, timeout=15)
+    user = stack.new_user()
+    post = stack.new_post(user["token"])
+    rid = stack.like(post, user["token"]).json()["request_id"]
+    time.sleep(1.5)
+    assert stack.stored([rid]) == {}  # nobody is taking
+    state = stack.http.get(f"{stack.records()['taker-2'].url}/state", timeout=5).json()
+    assert state["paused"] is True
+
+    resumed = _control(stack, "resume")
+    assert sorted((s["taker_id"], s["state"]) for s in resumed) == [
+        ("taker-1", "running"),
+        ("taker-2", "running"),
+    ]
+    assert wait_for(lambda: _consumers(stack) == 2, timeout=15)
+    assert stack.wait_stored([rid], timeout=30) == {rid: 1}

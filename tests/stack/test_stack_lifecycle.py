@@ -110,3 +110,26 @@ def test_stack_down_leaves_no_process_of_ours_running(stack: RunningStack) -> No
     assert_all_gone(pids)
     assert procs.load_records(stack.settings.pid_dir) == {}
     assert (stack.settings.state_dir / "rabbitmq" / "data").exists()  # data kept without --wipe
+
+
+def test_down_wipe_from_the_cli_deletes_the_state(stack: RunningStack) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "likkerctl",
+            "stack",
+            "down",
+            "--wipe",
+            "--json",
+            "--state-dir",
+            str(stack.settings.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["wiped"] is True
+    assert not stack.settings.state_dir.exists()
