@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import json
 import time
+import urllib.parse
+from collections import deque
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,31 +177,45 @@ def logs(
                 time.sleep(0.3)
 
 
-def _queue_line(settings: StackSettings, http: requests.Session) -> str:
-    auth = (settings.rabbit_user, settings.rabbit_password)
-    try:
-        q = http.get(
-            f"{settings.management_url}/api/queues/%2F/{contract.ACTIONS_QUEUE}",
-            auth=auth,
+class _QueueWatch:
+    """One status line for `stack load`: depth, redeliveries/s, DLQ and disk headroom.
+
+    The redelivery rate comes from deltas of the broker's cumulative counter over the last
+    few ticks, steadier than the management API's instantaneous `rate`.
+    """
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.http = requests.Session()
+        self.samples: deque[tuple[float, int]] = deque(maxlen=5)
+
+    def _get(self, path: str) -> Any:
+        resp = self.http.get(
+            f"{self.settings.management_url}/api/{path}",
+            auth=(self.settings.rabbit_user, self.settings.rabbit_password),
             timeout=1,
-        ).json()
-        dlq = http.get(
-            f"{settings.management_url}/api/queues/%2F/{contract.DLQ_QUEUE.replace('.', '%2E')}",
-            auth=auth,
-            timeout=1,
-        ).json()
-        node = http.get(f"{settings.management_url}/api/nodes", auth=auth, timeout=1).json()[0]
-    except (requests.RequestException, ValueError, KeyError, IndexError):
-        return "broker: unreachable"
-    stats = q.get("message_stats", {})
-    redeliver = stats.get("redeliver_details", {}).get("rate", 0.0)
-    headroom = (node.get("disk_free", 0) - node.get("disk_free_limit", 0)) / 1e6
-    alarm = " DISK ALARM" if node.get("disk_free_alarm") else ""
-    return (
-        f"queue {q.get('messages', 0)} ({q.get('messages_unacknowledged', 0)} unacked) "
-        f"redeliver {redeliver:.0f}/s  dlq {dlq.get('messages', 0)}  "
-        f"disk headroom {headroom:,.0f} MB{alarm}"
-    )
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def line(self) -> str:
+        quote = urllib.parse.quote
+        try:
+            q = self._get(f"queues/%2F/{quote(contract.ACTIONS_QUEUE, safe='')}")
+            dlq = self._get(f"queues/%2F/{quote(contract.DLQ_QUEUE, safe='')}")
+            node = self._get("nodes")[0]
+        except (requests.RequestException, ValueError, KeyError, IndexError):
+            return "broker: unreachable"
+        self.samples.append((time.monotonic(), q.get("message_stats", {}).get("redeliver", 0)))
+        (t0, r0), (t1, r1) = self.samples[0], self.samples[-1]
+        redeliver = (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
+        headroom = (node.get("disk_free", 0) - node.get("disk_free_limit", 0)) / 1e6
+        alarm = " DISK ALARM" if node.get("disk_free_alarm") else ""
+        return (
+            f"queue {q.get('messages', 0)} ({q.get('messages_unacknowledged', 0)} unacked)  "
+            f"redeliveries {redeliver:,.0f}/s  dlq {dlq.get('messages', 0)}  "
+            f"disk headroom {headroom:,.0f} MB{alarm}"
+        )
 
 
 @app.command()
@@ -238,13 +254,16 @@ def load(
             f"friday: bot {pop.bot.bot_id} of banned user {pop.banned_user_id} is liking "
             f"post {pop.target_post} of user {pop.banner_user_id}"
         )
-    http = requests.Session()
+    watch = _QueueWatch(settings)
 
     async def tick(report: LoadReport) -> None:
-        line = await asyncio.to_thread(_queue_line, settings, http)
+        line = await asyncio.to_thread(watch.line)
+        refused = sum(v for k, v in report.statuses.items() if k != "202")
         err.print(
-            f"{report.elapsed_s:5.0f}s sent {report.sent} accepted {report.accepted_count} "
-            f"others {sum(v for k, v in report.statuses.items() if k != '202')} | {line}"
+            f"{report.elapsed_s:4.0f}s  sent {report.sent}  accepted {report.accepted_count}  "
+            f"refused {refused} | {line}",
+            soft_wrap=True,
+            highlight=False,
         )
 
     report = asyncio.run(
