@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from likkerctl import __version__, stack_cli
+from likkerctl import __version__, ops_cli, stack_cli
 from likkerctl.errors import INTERRUPTED, CliError
+from likkerctl.ui import AppState
 
 app = typer.Typer(
     help="On-call tool for the RabbitMQ-backed Likker likes pipeline.",
@@ -16,6 +18,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(stack_cli.app, name="stack")
+ops_cli.register(app)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Profile from $XDG_CONFIG_HOME/likkerctl/config.toml [env: LIKKER_PROFILE; "
+            "default: local, the local stack]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = AppState(profile)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pika
 import psutil
 import requests
 from sqlalchemy import create_engine, text
@@ -191,3 +192,59 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def fill_queue(
+    amqp_url: str,
+    queue: str,
+    count: int,
+    *,
+    bot_every: int = 10,
+    bot_id: int = 4242,
+    declare: bool = True,
+    batch: int = 500,
+) -> dict[str, int | None]:
+    """Publish `count` contract-shaped likes to `queue` (quorum) in transactions of `batch`.
+
+    Every `bot_every`-th message comes from bot `bot_id` (0: none). Returns message id → bot.
+    """
+    from likkerctl import contract
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ch = conn.channel()
+    if declare:
+        ch.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    ch.tx_select()
+    ids: dict[str, int | None] = {}
+    for i in range(count):
+        bot = bot_id if bot_every and i % bot_every == 0 else None
+        msg = contract.new_like(post_id=1 + i % 50, actor=contract.Actor(1000 + i % 97, bot))
+        ch.basic_publish("", queue, msg.body(), msg.properties())
+        ids[msg.request_id] = bot
+        if (i + 1) % batch == 0:
+            ch.tx_commit()
+    ch.tx_commit()
+    conn.close()
+    return ids
+
+
+def drain_ids(amqp_url: str, queue: str) -> list[str]:
+    """Consume a whole queue (acking), returning message ids in order, duplicates included."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=2000)
+    ids: list[str] = []
+    last = acked = 0
+    for method, props, _body in ch.consume(queue, inactivity_timeout=1.5):
+        if method is None:
+            break
+        ids.append(props.message_id)
+        last = method.delivery_tag
+        if len(ids) % 1000 == 0:
+            ch.basic_ack(last, multiple=True)
+            acked = last
+    if last > acked:
+        ch.basic_ack(last, multiple=True)
+    ch.cancel()
+    conn.close()
+    return ids

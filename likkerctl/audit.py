@@ -1,0 +1,162 @@
+"""The audit log: every mutating command and every dry run, with who, what and the result.
+
+SQLAlchemy, so it is SQLite in the state dir by default and any database by URL
+(`audit_db_url`). Rows are written when the action ends, including when it fails or is
+interrupted; a run that dies by kill -9 leaves its `started` row with result `running`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from likkerctl.errors import CliError
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    os_user: Mapped[str] = mapped_column(String(100))
+    profile: Mapped[str] = mapped_column(String(100))
+    command: Mapped[str] = mapped_column(String(100), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dry_run: Mapped[bool] = mapped_column()
+    result: Mapped[str] = mapped_column(String(20))  # running, ok, failed, interrupted
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Set when the webhook ran the command for an alert (fingerprint:startsAt).
+    alert: Mapped[str | None] = mapped_column(String(200), index=True)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "os_user": self.os_user,
+            "profile": self.profile,
+            "command": self.command,
+            "params": self.params,
+            "dry_run": self.dry_run,
+            "result": self.result,
+            "counts": self.counts,
+            "error": self.error,
+            "alert": self.alert,
+        }
+
+
+_engines: dict[str, Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    if url not in _engines:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = create_engine(url)
+            Base.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise CliError(
+                f"audit log database {url!r} unusable: {exc.__class__.__name__}"
+            ) from exc
+        _engines[url] = engine
+    return _engines[url]
+
+
+class Action:
+    """An audit row being written: fill `counts`, then it is closed by `audited()`."""
+
+    def __init__(self, engine: Engine, entry_id: int) -> None:
+        self.engine = engine
+        self.id = entry_id
+        self.counts: dict[str, Any] = {}
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@contextmanager
+def audited(
+    url: str,
+    *,
+    profile: str,
+    command: str,
+    params: dict[str, Any],
+    dry_run: bool,
+    alert: str | None = None,
+) -> Iterator[Action]:
+    """Write a `running` row now and its result when the block ends (ok/failed/interrupted)."""
+    engine = engine_for(url)
+    clean = json.loads(json.dumps(params, default=str))
+    with Session(engine) as session, session.begin():
+        entry = AuditEntry(
+            started_at=datetime.now(UTC),
+            os_user=_os_user(),
+            profile=profile,
+            command=command,
+            params=clean,
+            dry_run=dry_run,
+            result="running",
+            counts={},
+            alert=alert,
+        )
+        session.add(entry)
+        session.flush()
+        action = Action(engine, entry.id)
+    result, error = "ok", None
+    try:
+        yield action
+    except KeyboardInterrupt:
+        result, error = "interrupted", "interrupted by the operator"
+        raise
+    except CliError as exc:
+        result, error = "failed", str(exc).splitlines()[0]
+        raise
+    except Exception as exc:
+        result, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if action.counts.get("interrupted"):
+            result = "interrupted"
+        if action.counts.get("error") and result == "ok":
+            result, error = "failed", str(action.counts["error"])
+        with Session(engine) as session, session.begin():
+            row = session.get(AuditEntry, action.id)
+            if row is not None:
+                row.finished_at = datetime.now(UTC)
+                row.result = result
+                row.counts = json.loads(json.dumps(action.counts, default=str))
+                row.error = error
+
+
+def entries(
+    url: str, limit: int = 50, command: str | None = None, alert: str | None = None
+) -> list[dict[str, Any]]:
+    engine = engine_for(url)
+    with Session(engine) as session:
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if command:
+            query = query.where(AuditEntry.command == command)
+        if alert:
+            query = query.where(AuditEntry.alert == alert)
+        return [e.as_json() for e in session.scalars(query)]

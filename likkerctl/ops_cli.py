@@ -1,0 +1,879 @@
+"""Incident commands: status, peek, top, shovel, purge, dlq, takers, bots, audit, config.
+
+Each is usable by people (tables) and by scripts (`--json`). Each mutating command has
+`--dry-run`, asks before acting unless `--yes`, and writes the audit log.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Annotated, Any
+
+import requests
+import typer
+from rich.table import Table
+
+from likkerctl import audit, bots, move, predicate, rabbit, sample, takers
+from likkerctl.archive import ArchiveWriter, default_archive_path
+from likkerctl.errors import FAILED, INTERRUPTED, NOT_FOUND, USAGE, CliError
+from likkerctl.profile import Profile, config_path
+from likkerctl.ui import (
+    DryRun,
+    JsonOut,
+    Where,
+    Yes,
+    confirm,
+    emit_json,
+    out,
+    progress_bar,
+    state,
+)
+
+ENGINES = ("auto", "broker", "client")
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="auto: the broker's shovel plugin when the predicate is on headers (or absent), "
+        "else likkerctl itself; broker or client to force one."
+    ),
+]
+
+
+def _predicate(where: str | None) -> predicate.Predicate | None:
+    return predicate.parse(where) if where else None
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+# -- status -------------------------------------------------------------------------
+def _rate(stats: dict[str, Any], key: str) -> float:
+    return float(stats.get(f"{key}_details", {}).get("rate", 0.0))
+
+
+def queue_row(qd: dict[str, Any]) -> dict[str, Any]:
+    stats = qd.get("message_stats", {})
+    return {
+        "name": qd["name"],
+        "type": qd.get("type"),
+        "state": qd.get("state"),
+        "messages": qd.get("messages", 0),
+        "ready": qd.get("messages_ready", 0),
+        "unacked": qd.get("messages_unacknowledged", 0),
+        "bytes": qd.get("message_bytes", 0),
+        "consumers": qd.get("consumers", 0),
+        "publish_rate": _rate(stats, "publish"),
+        "deliver_rate": _rate(stats, "deliver_get"),
+        "ack_rate": _rate(stats, "ack"),
+        "redeliver_rate": _rate(stats, "redeliver"),
+    }
+
+
+def node_row(node: dict[str, Any]) -> dict[str, Any]:
+    free = int(node.get("disk_free", 0))
+    limit = int(node.get("disk_free_limit", 0))
+    return {
+        "name": node["name"],
+        "running": bool(node.get("running")),
+        "disk_free": free,
+        "disk_free_limit": limit,
+        "disk_headroom": free - limit,
+        "disk_alarm": bool(node.get("disk_free_alarm")),
+        "mem_alarm": bool(node.get("mem_alarm")),
+        "mem_used": node.get("mem_used"),
+        "mem_limit": node.get("mem_limit"),
+    }
+
+
+def firing_alerts(profile: Profile) -> dict[str, Any]:
+    if not profile.alertmanager_url:
+        return {"configured": False, "alerts": []}
+    url = f"{profile.alertmanager_url.rstrip('/')}/api/v2/alerts"
+    try:
+        resp = requests.get(
+            url, params={"active": "true", "silenced": "false", "inhibited": "false"}, timeout=1
+        )
+        resp.raise_for_status()
+        alerts = resp.json()
+    except (requests.RequestException, ValueError) as exc:
+        return {"configured": True, "error": f"unreachable at {url}: {type(exc).__name__}"}
+    return {
+        "configured": True,
+        "alerts": [
+            {
+                "name": a.get("labels", {}).get("alertname"),
+                "severity": a.get("labels", {}).get("severity"),
+                "summary": a.get("annotations", {}).get("summary"),
+                "startsAt": a.get("startsAt"),
+                "fingerprint": a.get("fingerprint"),
+            }
+            for a in alerts
+        ],
+    }
+
+
+def collect_status(profile: Profile, all_queues: bool = False) -> dict[str, Any]:
+    mgmt = rabbit.Management(profile, timeout=3)
+    nodes = [node_row(n) for n in mgmt.nodes()]
+    queues = [
+        queue_row(qd)
+        for qd in mgmt.queues()
+        if all_queues or not (qd.get("exclusive") or qd.get("auto_delete"))
+    ]
+    order = {profile.actions_queue: 0, profile.dlq: 1}
+    queues.sort(key=lambda r: (order.get(r["name"], 2), r["name"]))
+    try:
+        fleet: dict[str, Any] = {"takers": takers.command(profile, "status", timeout=1.0)}
+    except CliError as exc:
+        fleet = {"takers": [], "error": str(exc)}
+    return {
+        "profile": profile.name,
+        "management_url": profile.mgmt_url,
+        "nodes": nodes,
+        "queues": queues,
+        **fleet,
+        "alertmanager": firing_alerts(profile),
+    }
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+def status(
+    ctx: typer.Context,
+    all_queues: Annotated[
+        bool, typer.Option("--all", help="Include exclusive and auto-delete queues.")
+    ] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Queues, broker disk and alarms, takers and firing alerts at a glance."""
+    data = collect_status(state(ctx).profile, all_queues)
+    if json_out:
+        emit_json(data)
+        return
+    nodes = Table(title="broker nodes", title_justify="left")
+    for col in ("node", "disk free", "limit", "headroom", "alarms"):
+        nodes.add_column(col)
+    for n in data["nodes"]:
+        alarms = ", ".join(a for a in ("disk", "mem") if n[f"{a}_alarm"]) or "none"
+        nodes.add_row(
+            n["name"],
+            _mb(n["disk_free"]),
+            _mb(n["disk_free_limit"]),
+            _mb(n["disk_headroom"]),
+            f"[red]{alarms}[/]" if alarms != "none" else alarms,
+        )
+    out.print(nodes)
+    qt = Table(title="queues", title_justify="left")
+    for col in ("queue", "ready", "unacked", "bytes", "in/s", "out/s", "ack/s", "redeliver/s"):
+        qt.add_column(col, justify="left" if col == "queue" else "right")
+    qt.add_column("consumers", justify="right")
+    for q in data["queues"]:
+        redeliver = q["redeliver_rate"]
+        qt.add_row(
+            q["name"],
+            f"{q['ready']:,}",
+            f"{q['unacked']:,}",
+            _mb(q["bytes"]),
+            f"{q['publish_rate']:,.0f}",
+            f"{q['deliver_rate']:,.0f}",
+            f"{q['ack_rate']:,.0f}",
+            f"[red]{redeliver:,.0f}[/]"
+            if redeliver > max(q["ack_rate"], 1)
+            else f"{redeliver:,.0f}",
+            str(q["consumers"]),
+        )
+    out.print(qt)
+    _print_takers(data["takers"], data.get("error"))
+    am = data["alertmanager"]
+    if am.get("error"):
+        out.print(f"alerts: [yellow]{am['error']}[/]")
+    elif am["configured"]:
+        firing = am["alerts"]
+        out.print(
+            "alerts: "
+            + (", ".join(f"[red]{a['name']}[/]" for a in firing) if firing else "none firing")
+        )
+
+
+def _print_takers(rows: list[dict[str, Any]], error: str | None = None) -> None:
+    if error:
+        out.print(f"takers: [yellow]{error}[/]")
+        return
+    if not rows:
+        out.print("takers: none answered")
+        return
+    table = Table(title="takers", title_justify="left")
+    for col in ("taker", "state", "policy", "rate/s", "processed", "failures"):
+        table.add_column(col)
+    for t in rows:
+        colour = {"running": "green", "paused": "yellow"}.get(t.get("state", ""), "red")
+        table.add_row(
+            t["taker_id"],
+            f"[{colour}]{t.get('state')}[/]",
+            str(t.get("retry_policy")),
+            f"{t.get('rate', 0):,.1f}",
+            f"{t.get('processed', 0):,}",
+            ", ".join(f"{k} {v}" for k, v in t.get("failures", {}).items()) or "-",
+        )
+    out.print(table)
+
+
+# -- peek and top -------------------------------------------------------------------
+SAMPLE_HELP = sample.SAMPLING_EFFECT
+
+
+def peek(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(help="Queue to sample.")],
+    count: Annotated[int, typer.Option("-n", "--count", min=1, max=10_000)] = 10,
+    json_out: JsonOut = False,
+) -> None:
+    """Show the first N messages of a queue, without removing them.
+
+    Sampling takes the messages and returns them at once (basic.nack requeue): nothing is
+    removed, but each sampled message is marked redelivered, its x-delivery-count rises by
+    one, and on a quorum queue it goes back at the tail.
+    """
+    msgs = sample.sample(state(ctx).profile, queue, count)
+    if json_out:
+        emit_json({"queue": queue, "count": len(msgs), "messages": [m.as_json() for m in msgs]})
+        return
+    table = Table(title=f"{queue}: first {len(msgs)} messages", title_justify="left")
+    for col in ("message id", "actor", "post", "action", "deliveries", "redelivered", "reason"):
+        table.add_column(col)
+    for m in msgs:
+        table.add_row(
+            m.message_id or "-",
+            m.actor,
+            str(m.post),
+            str(m.action),
+            str(m.delivery_count),
+            "yes" if m.redelivered else "no",
+            m.reason if m.reason != "unknown" else "",
+        )
+    out.print(table)
+
+
+def top(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(help="Queue to sample.")],
+    by: Annotated[str, typer.Option(help="bot, user, post, action or actor.")] = "actor",
+    sample_size: Annotated[
+        int, typer.Option("--sample", min=1, max=50_000, help="Messages to sample.")
+    ] = 2000,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 10,
+    json_out: JsonOut = False,
+) -> None:
+    """Rank actors (or posts, actions) by share of the queue and by redeliveries.
+
+    Works on a sample from the head of the queue. Sampling takes the messages and returns
+    them at once (basic.nack requeue): nothing is removed, but each sampled message is marked
+    redelivered, its x-delivery-count rises by one, and on a quorum queue it goes back at
+    the tail.
+    """
+    if by not in sample.KEYS:
+        raise CliError(f"--by must be one of {', '.join(sample.KEYS)}", USAGE)
+    profile = state(ctx).profile
+    # Management counts lag a statistics interval; AMQP's ready count is exact.
+    depth = max(
+        int(rabbit.Management(profile).queue(queue).get("messages", 0)),
+        move.ready_count(profile, queue),
+    )
+    msgs = sample.sample(profile, queue, sample_size)
+    rows = sample.top(msgs, by, max(depth, len(msgs)), limit)
+    if json_out:
+        emit_json(
+            {
+                "queue": queue,
+                "by": by,
+                "depth": depth,
+                "sampled": len(msgs),
+                "delivery_counts": sample.delivery_histogram(msgs),
+                "rows": rows,
+            }
+        )
+        return
+    table = Table(
+        title=f"{queue}: top {by} in a sample of {len(msgs):,} (depth {depth:,})",
+        title_justify="left",
+    )
+    for col in (by, "share", "≈ in queue", "redeliveries", "of all redeliveries", "max deliveries"):
+        table.add_column(col, justify="left" if col == by else "right")
+    for r in rows:
+        table.add_row(
+            "-" if r[by] is None else str(r[by]),
+            f"{r['share']:.1%}",
+            f"{r['estimated']:,}",
+            f"{r['redeliveries']:,}",
+            f"{r['redelivery_share']:.1%}",
+            str(r["max_delivery_count"]),
+        )
+    out.print(table)
+
+
+# -- moves --------------------------------------------------------------------------
+def choose_engine(
+    engine: str, pred: predicate.Predicate | None, limit: int | None, mgmt: rabbit.Management
+) -> tuple[str, str]:
+    """(engine, why) for a move; raises for an impossible forced choice."""
+    if engine not in ENGINES:
+        raise CliError(f"--engine must be one of {', '.join(ENGINES)}", USAGE)
+    header_ok = pred is None or pred.broker_side
+    if pred is not None and limit is not None:
+        header_ok = False
+    if engine == "client":
+        return "client", "asked for"
+    if engine == "broker":
+        if not header_ok:
+            raise CliError(
+                "--engine broker needs a predicate on headers only (=, in on bot, user, post, "
+                "action, reason) and no --limit with a predicate",
+                USAGE,
+            )
+        mgmt.require_plugin(rabbit.SHOVEL_PLUGIN, "for --engine broker")
+        return "broker", "asked for"
+    if not header_ok:
+        return "client", "the predicate needs likkerctl to read each message"
+    if rabbit.SHOVEL_PLUGIN not in mgmt.enabled_plugins():
+        return "client", f"the broker has no {rabbit.SHOVEL_PLUGIN} plugin"
+    return "broker", "header predicate: the broker selects at its own speed"
+
+
+def plan_move(
+    profile: Profile,
+    source: str,
+    destination: str | None,
+    pred: predicate.Predicate | None,
+    limit: int | None,
+    engine: str,
+    estimate: bool,
+) -> dict[str, Any]:
+    mgmt = rabbit.Management(profile)
+    mgmt.queue(source)
+    if destination is not None:
+        mgmt.queue(destination)
+    chosen, why = choose_engine(engine, pred, limit, mgmt)
+    total = move.ready_count(profile, source)
+    plan: dict[str, Any] = {
+        "source": source,
+        "destination": destination,
+        "where": pred.text if pred else None,
+        "limit": limit,
+        "engine": chosen,
+        "engine_reason": why,
+        "messages_in_source": total,
+        "bindings": pred.bindings() if pred else None,
+    }
+    if pred is None:
+        plan["will_move"] = min(total, limit) if limit is not None else total
+    elif estimate and total:
+        msgs = sample.sample(profile, source, 500)
+        hits = sum(1 for m in msgs if pred.matches(m.headers, m.redelivered))
+        share = hits / len(msgs) if msgs else 0.0
+        est = round(share * total)
+        plan["estimated_matching"] = min(est, limit) if limit is not None else est
+        plan["estimate_from_sample"] = len(msgs)
+    return plan
+
+
+def describe_plan(plan: dict[str, Any], verb: str) -> str:
+    target = plan.get("destination") or plan.get("archive") or "nowhere (deleted)"
+    if plan.get("will_move") is not None:
+        what = f"{plan['will_move']:,} message(s)"
+    elif plan.get("estimated_matching") is not None:
+        what = (
+            f"≈{plan['estimated_matching']:,} of {plan['messages_in_source']:,} message(s) "
+            f"matching {plan['where']!r} (estimate from {plan['estimate_from_sample']} sampled)"
+        )
+    else:
+        what = f"messages matching {plan['where']!r} among {plan['messages_in_source']:,}"
+    return f"{verb} {what} from {plan['source']} to {target} (engine: {plan['engine']})"
+
+
+def run_move(
+    profile: Profile,
+    plan: dict[str, Any],
+    pred: predicate.Predicate | None,
+    sink: move.Sink | None,
+    show_progress: bool,
+) -> move.MoveResult:
+    source = plan["source"]
+    with progress_bar("moving", show_progress) as update:
+
+        def on_progress(p: move.Progress) -> None:
+            update(p.scanned, p.total, p.rate)
+
+        if plan["engine"] == "broker":
+            assert plan["destination"] is not None
+            return move.move_broker(
+                profile,
+                source,
+                plan["destination"],
+                predicate=pred,
+                limit=plan["limit"],
+                on_progress=on_progress,
+            )
+        assert sink is not None
+        return move.move_client(
+            profile, source, sink, predicate=pred, limit=plan["limit"], on_progress=on_progress
+        )
+
+
+def _report_move(result: move.MoveResult, json_out: bool, verb: str) -> None:
+    if json_out:
+        emit_json(result.as_json())
+    else:
+        approx = "" if result.counts_exact else "≈"
+        out.print(
+            f"{verb} {approx}{result.moved:,} of {result.scanned:,} examined from "
+            f"{result.source} to {result.destination}; {approx}{result.kept:,} kept in the "
+            f"source; {result.seconds:.1f}s ({result.rate:,.0f} msg/s, {result.engine} engine)"
+        )
+        for note in result.notes:
+            out.print(f"note: {note}")
+        if result.returned:
+            out.print(f"{result.returned} message(s) read past the bound went back to the source")
+    if result.error:
+        raise CliError(f"{result.error} (moved so far: {result.moved:,})", FAILED)
+    if result.interrupted:
+        raise CliError("interrupted; every message not moved is still in the source", INTERRUPTED)
+
+
+def _mutation(
+    ctx: typer.Context,
+    command: str,
+    params: dict[str, Any],
+    dry_run: bool,
+) -> AbstractContextManager[audit.Action]:
+    profile = state(ctx).profile
+    return audit.audited(
+        profile.audit_url,
+        profile=profile.name,
+        command=command,
+        params=params,
+        dry_run=dry_run,
+    )
+
+
+def shovel(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Queue to take messages from.")],
+    destination: Annotated[str, typer.Argument(help="Queue to put them in (must exist).")],
+    where: Where = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Move at most N messages.")] = None,
+    engine: Engine = "auto",
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Move messages losslessly from SOURCE to DESTINATION, all or those matching --where.
+
+    Nothing is acked at the source before its copy is confirmed at the destination; the
+    run covers the messages present when it starts; interrupting it (Ctrl-C, even kill -9)
+    loses nothing, and running it again carries on. Non-matching messages go back to the
+    tail of SOURCE.
+    """
+    if source == destination:
+        raise CliError("source and destination are the same queue", USAGE)
+    _queue_move(ctx, "shovel", source, destination, where, limit, engine, dry_run, yes, json_out)
+
+
+def _queue_move(
+    ctx: typer.Context,
+    command: str,
+    source: str,
+    destination: str,
+    where: str | None,
+    limit: int | None,
+    engine: str,
+    dry_run: bool,
+    yes: bool,
+    json_out: bool,
+) -> None:
+    """shovel and dlq replay: plan, dry-run or confirm, move, audit, report."""
+    pred = _predicate(where)
+    profile = state(ctx).profile
+    verb = "replay" if command == "dlq replay" else "move"
+    params = _params(source=source, destination=destination, where=where, limit=limit)
+    with _mutation(ctx, command, params, dry_run) as action:
+        plan = plan_move(profile, source, destination, pred, limit, engine, estimate=dry_run)
+        action.counts.update(plan=plan)
+        if dry_run:
+            if json_out:
+                emit_json({"dry_run": True, **plan})
+            else:
+                out.print(f"dry run: would {describe_plan(plan, verb)}")
+            return
+        confirm(yes, describe_plan(plan, verb.capitalize()) + "?")
+        result = move_with_audit(profile, plan, pred, move.QueueSink(destination), action, json_out)
+    _report_move(result, json_out, f"{verb}d")
+
+
+def move_with_audit(
+    profile: Profile,
+    plan: dict[str, Any],
+    pred: predicate.Predicate | None,
+    sink: move.Sink | None,
+    action: audit.Action,
+    json_out: bool,
+) -> move.MoveResult:
+    try:
+        result = run_move(profile, plan, pred, sink, show_progress=not json_out)
+    except KeyboardInterrupt:
+        action.counts.update(interrupted=True)
+        raise
+    action.counts.update(result.as_json())
+    return result
+
+
+def purge(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(help="Queue to delete messages from.")],
+    where: Where = None,
+    no_archive: Annotated[
+        bool, typer.Option("--no-archive", help="Delete without keeping a copy.")
+    ] = False,
+    archive: Annotated[
+        Path | None,
+        typer.Option(help="Archive file (JSON lines) [default: <state dir>/archive/...]"),
+    ] = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Delete messages from QUEUE (all, or those matching --where), archiving them first.
+
+    The archive is a JSON-lines file, fsynced before each message is acked, so nothing is
+    deleted that is not archived. With --no-archive and no --where it is the broker's own
+    purge.
+    """
+    pred = _predicate(where)
+    profile = state(ctx).profile
+    if no_archive and archive is not None:
+        raise CliError("--archive and --no-archive contradict each other", USAGE)
+    path = None if no_archive else (archive or default_archive_path(profile.state_path, queue))
+    params = _params(queue=queue, where=where, archive=str(path) if path else "none")
+    with _mutation(ctx, "purge", params, dry_run) as action:
+        broker_purge = pred is None and path is None
+        plan = plan_move(profile, queue, None, pred, None, "client", estimate=dry_run)
+        plan.update(engine="broker purge" if broker_purge else "client", archive=str(path or ""))
+        action.counts.update(plan=plan)
+        if dry_run:
+            if json_out:
+                emit_json({"dry_run": True, **plan})
+            else:
+                out.print(f"dry run: would {describe_plan(plan, 'delete')}")
+            return
+        confirm(yes, describe_plan(plan, "Delete") + "?")
+        if broker_purge:
+            purged = _broker_purge(profile, queue)
+            action.counts.update(purged=purged)
+            if json_out:
+                emit_json({"queue": queue, "purged": purged, "archive": None, "engine": "broker"})
+            else:
+                out.print(f"purged {purged:,} message(s) from {queue} (not archived)")
+            return
+        sink: move.Sink = move.FileSink(ArchiveWriter(path)) if path else move.DropSink()
+        result = move_with_audit(profile, plan, pred, sink, action, json_out)
+    _report_move(result, json_out, "archived and deleted" if path else "deleted")
+
+
+def _broker_purge(profile: Profile, queue: str) -> int:
+    conn = rabbit.connect(profile)
+    try:
+        return int(conn.channel().queue_purge(queue).method.message_count)
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+# -- dlq ----------------------------------------------------------------------------
+dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Messages to read.")] = 10_000,
+    json_out: JsonOut = False,
+) -> None:
+    """Group dead letters by reason and actor (reads them and returns them at once)."""
+    profile = state(ctx).profile
+    msgs = sample.sample(profile, profile.dlq, limit)
+    depth = int(rabbit.Management(profile).queue(profile.dlq).get("messages", 0))
+    groups = sample.dead_letter_groups(msgs)
+    if json_out:
+        emit_json({"queue": profile.dlq, "depth": depth, "read": len(msgs), **groups})
+        return
+    table = Table(title=f"{profile.dlq}: {len(msgs):,} dead letter(s) read", title_justify="left")
+    for col in ("reason", "actor", "messages"):
+        table.add_column(col)
+    for g in groups["groups"]:
+        table.add_row(g["reason"], g["actor"], f"{g['messages']:,}")
+    out.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ctx: typer.Context,
+    where: Where = None,
+    to: Annotated[
+        str | None, typer.Option(help="Queue to replay into [default: the actions queue]")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    engine: Engine = "auto",
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Move dead letters back (all, or those matching --where), losslessly.
+
+    Headers are kept, including likker-failure and x-death, so a replayed message's history
+    stays visible. Select with e.g. --where reason=retries-exhausted.
+    """
+    profile = state(ctx).profile
+    destination = to or profile.actions_queue
+    _queue_move(
+        ctx, "dlq replay", profile.dlq, destination, where, limit, engine, dry_run, yes, json_out
+    )
+
+
+# -- takers -------------------------------------------------------------------------
+takers_app = typer.Typer(help="The actions takers, over the control exchange.")
+TakerId = Annotated[str | None, typer.Option("--id", help="One taker [default: all]")]
+
+
+@takers_app.command("status")
+def takers_status(ctx: typer.Context, taker_id: TakerId = None, json_out: JsonOut = False) -> None:
+    """Each taker's state (running/paused), rate, processed count and failures."""
+    rows = takers.command(state(ctx).profile, "status", taker_id or "*")
+    if json_out:
+        emit_json({"takers": rows})
+    else:
+        _print_takers(rows)
+
+
+def _takers_verb(
+    ctx: typer.Context, verb: str, taker_id: str | None, dry_run: bool, yes: bool, json_out: bool
+) -> None:
+    profile = state(ctx).profile
+    target = taker_id or "*"
+    with _mutation(ctx, f"takers {verb}", {"target": target}, dry_run) as action:
+        current = takers.command(profile, "status", target)
+        action.counts.update(takers=len(current))
+        want = "paused" if verb == "pause" else "running"
+        change = [t["taker_id"] for t in current if t.get("state") != want]
+        if dry_run:
+            if json_out:
+                emit_json(
+                    {"dry_run": True, "command": verb, "would_change": change, "takers": current}
+                )
+            else:
+                out.print(
+                    f"dry run: would {verb} {len(current)} taker(s); "
+                    f"{len(change)} not {want} now: {', '.join(change) or 'none'}"
+                )
+            return
+        if not current:
+            raise CliError(f"no takers answered on {profile.control_exchange}", NOT_FOUND)
+        confirm(yes, f"{verb.capitalize()} {len(current)} taker(s) ({target})?")
+        rows = takers.command(profile, verb, target)
+        action.counts.update(answered=len(rows), changed=change)
+    if json_out:
+        emit_json({"command": verb, "takers": rows})
+    else:
+        _print_takers(rows)
+    if len(rows) < len(current):
+        raise CliError(f"only {len(rows)} of {len(current)} taker(s) confirmed", FAILED)
+
+
+@takers_app.command("pause")
+def takers_pause(
+    ctx: typer.Context,
+    taker_id: TakerId = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Pause takers: they cancel their consumers; messages wait in the queue."""
+    _takers_verb(ctx, "pause", taker_id, dry_run, yes, json_out)
+
+
+@takers_app.command("resume")
+def takers_resume(
+    ctx: typer.Context,
+    taker_id: TakerId = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Resume paused takers."""
+    _takers_verb(ctx, "resume", taker_id, dry_run, yes, json_out)
+
+
+# -- bots ---------------------------------------------------------------------------
+bots_app = typer.Typer(help="Bots, through the auth service's admin API.", no_args_is_help=True)
+
+
+@bots_app.command("list")
+def bots_list(
+    ctx: typer.Context,
+    blocked: Annotated[
+        bool | None, typer.Option("--blocked/--unblocked", help="Only blocked, or unblocked.")
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Bots with their owner and block status."""
+    rows = bots.AuthAdmin(state(ctx).profile).bots(blocked)
+    if json_out:
+        emit_json({"bots": rows})
+        return
+    table = Table(title=f"{len(rows)} bot(s)", title_justify="left")
+    for col in ("bot", "owner", "name", "blocked", "reason"):
+        table.add_column(col)
+    for b in rows:
+        table.add_row(
+            str(b["bot_id"]),
+            str(b["user_id"]),
+            str(b.get("name") or ""),
+            "[red]blocked[/]" if b["blocked"] else "no",
+            str(b.get("blocked_reason") or ""),
+        )
+    out.print(table)
+
+
+def _bot_verb(
+    ctx: typer.Context,
+    verb: str,
+    bot_id: int,
+    reason: str | None,
+    dry_run: bool,
+    yes: bool,
+    json_out: bool,
+) -> None:
+    admin = bots.AuthAdmin(state(ctx).profile)
+    with _mutation(ctx, f"bots {verb}", _params(bot=bot_id, reason=reason), dry_run) as action:
+        current = admin.bot(bot_id)
+        if dry_run:
+            if json_out:
+                emit_json({"dry_run": True, "command": verb, "bot": current})
+            else:
+                out.print(
+                    f"dry run: would {verb} bot {bot_id} (owner {current['user_id']}, "
+                    f"now {'blocked' if current['blocked'] else 'not blocked'})"
+                )
+            return
+        confirm(yes, f"{verb.capitalize()} bot {bot_id} (owner {current['user_id']})?")
+        result = admin.block(bot_id, reason or "") if verb == "block" else admin.unblock(bot_id)
+        action.counts.update(bot=result)
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(
+            f"bot {bot_id}: {'blocked' if result['blocked'] else 'unblocked'}"
+            + (f" ({result['blocked_reason']})" if result.get("blocked_reason") else "")
+            + (
+                ""
+                if result.get("announced", True)
+                else " — gateways not notified; their token caches expire within 30 s"
+            )
+        )
+
+
+@bots_app.command("block")
+def bots_block(
+    ctx: typer.Context,
+    bot_id: Annotated[int, typer.Argument(metavar="BOT", help="Bot id.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the block and in the audit).")],
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Block a bot: the gateway answers it 403 from its next request on."""
+    if not reason.strip():
+        raise CliError("--reason must not be empty", USAGE)
+    _bot_verb(ctx, "block", bot_id, reason, dry_run, yes, json_out)
+
+
+@bots_app.command("unblock")
+def bots_unblock(
+    ctx: typer.Context,
+    bot_id: Annotated[int, typer.Argument(metavar="BOT", help="Bot id.")],
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Lift a bot's block."""
+    _bot_verb(ctx, "unblock", bot_id, None, dry_run, yes, json_out)
+
+
+# -- audit and config ---------------------------------------------------------------
+def audit_cmd(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20,
+    command: Annotated[str | None, typer.Option(help="Only this command.")] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """What was done (and dry-run), when, by whom, with what result."""
+    rows = audit.entries(state(ctx).profile.audit_url, limit, command)
+    if json_out:
+        emit_json({"entries": rows})
+        return
+    table = Table(title="audit log (newest first)", title_justify="left")
+    for col in ("when", "who", "command", "params", "result", "counts"):
+        table.add_column(col)
+    for r in rows:
+        counts = {k: v for k, v in r["counts"].items() if k in ("moved", "kept", "purged")}
+        table.add_row(
+            r["started_at"][:19].replace("T", " "),
+            f"{r['os_user']}@{r['profile']}",
+            r["command"] + (" (dry run)" if r["dry_run"] else ""),
+            ", ".join(f"{k}={v}" for k, v in r["params"].items()),
+            r["result"] + (f": {r['error']}" if r["error"] else ""),
+            ", ".join(f"{k}={v}" for k, v in counts.items()),
+        )
+    out.print(table)
+
+
+config_app = typer.Typer(help="Profiles and where they come from.", no_args_is_help=True)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, json_out: JsonOut = False) -> None:
+    """The profile in use, with secrets hidden, and where each value came from."""
+    profile = state(ctx).profile
+    data = {**profile.redacted(), "sources": profile.sources}
+    if json_out:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        if key != "sources":
+            out.print(f"{key:18} {value}")
+    out.print(f"{'config file':18} {config_path(os.environ)}")
+
+
+PREDICATE_HELP = predicate.__doc__ or ""
+
+
+def help_predicates() -> None:
+    """The --where grammar, with examples."""
+    out.print(PREDICATE_HELP.strip())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+    app.command()(peek)
+    app.command()(top)
+    app.command()(shovel)
+    app.command()(purge)
+    app.add_typer(dlq_app, name="dlq")
+    app.add_typer(takers_app, name="takers")
+    app.add_typer(bots_app, name="bots")
+    app.command("audit")(audit_cmd)
+    app.add_typer(config_app, name="config")
+    app.command("help-predicates")(help_predicates)
