@@ -103,9 +103,9 @@ def main() -> None:
             methods: dict[str, Callable[[], float]] = {
                 "plugin": lambda: plugin_shovel(stack),
                 "header": lambda: move.move_broker(prof, SRC, DST, predicate=pred).seconds,
-                "client": lambda: move.move_client(
-                    prof, SRC, move.QueueSink(DST), predicate=pred
-                ).seconds,
+                "client": lambda: (
+                    move.move_client(prof, SRC, move.QueueSink(DST), predicate=pred).seconds
+                ),
             }
             times: dict[str, list[float]] = {m: [] for m in methods}
             for _ in range(args.rounds):
