@@ -12,19 +12,14 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from likkerctl.errors import CliError
-
-
-class Base(DeclarativeBase):
-    pass
+from likkerctl.store import Base, engine_for
 
 
 class AuditEntry(Base):
@@ -59,24 +54,6 @@ class AuditEntry(Base):
             "error": self.error,
             "alert": self.alert,
         }
-
-
-_engines: dict[str, Engine] = {}
-
-
-def engine_for(url: str) -> Engine:
-    if url not in _engines:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            engine = create_engine(url)
-            Base.metadata.create_all(engine)
-        except SQLAlchemyError as exc:
-            raise CliError(
-                f"audit log database {url!r} unusable: {exc.__class__.__name__}"
-            ) from exc
-        _engines[url] = engine
-    return _engines[url]
 
 
 class Action:

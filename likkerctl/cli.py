@@ -16,6 +16,8 @@ app = typer.Typer(
     help="On-call tool for the RabbitMQ-backed Likker likes pipeline.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped paragraphs: let the help reflow them to the terminal.
+    rich_markup_mode="markdown",
 )
 app.add_typer(stack_cli.app, name="stack")
 ops_cli.register(app)

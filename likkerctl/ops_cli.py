@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import pika
+import pika.exceptions
 import requests
 import typer
 from rich.table import Table
 
-from likkerctl import audit, bots, move, predicate, rabbit, sample, takers
+from likkerctl import bots, move, predicate, rabbit, sample, takers
 from likkerctl.archive import ArchiveWriter, default_archive_path
+
+if TYPE_CHECKING:
+    from likkerctl import audit
 from likkerctl.errors import FAILED, INTERRUPTED, NOT_FOUND, USAGE, CliError
 from likkerctl.profile import Profile, config_path
 from likkerctl.ui import (
@@ -69,18 +74,26 @@ def queue_row(qd: dict[str, Any]) -> dict[str, Any]:
         "deliver_rate": _rate(stats, "deliver_get"),
         "ack_rate": _rate(stats, "ack"),
         "redeliver_rate": _rate(stats, "redeliver"),
+        # deliver_get counts redeliveries too: the share of deliveries that are repeats.
+        "redeliver_share": (
+            round(_rate(stats, "redeliver") / _rate(stats, "deliver_get"), 4)
+            if _rate(stats, "deliver_get") > 0
+            else None
+        ),
     }
 
 
 def node_row(node: dict[str, Any]) -> dict[str, Any]:
+    # A node just booted (or down) has no disk figures yet: say so rather than show zeros.
+    known = "disk_free" in node
     free = int(node.get("disk_free", 0))
     limit = int(node.get("disk_free_limit", 0))
     return {
         "name": node["name"],
         "running": bool(node.get("running")),
-        "disk_free": free,
-        "disk_free_limit": limit,
-        "disk_headroom": free - limit,
+        "disk_free": free if known else None,
+        "disk_free_limit": limit if known else None,
+        "disk_headroom": free - limit if known else None,
         "disk_alarm": bool(node.get("disk_free_alarm")),
         "mem_alarm": bool(node.get("mem_alarm")),
         "mem_used": node.get("mem_used"),
@@ -115,6 +128,29 @@ def firing_alerts(profile: Profile) -> dict[str, Any]:
     }
 
 
+def _exact_counts(profile: Profile, rows: list[dict[str, Any]]) -> None:
+    """Overwrite ready/consumers of the key queues with AMQP's exact figures.
+
+    The management API's queue objects can lag ten seconds behind a quorum queue (a paused
+    fleet still showed its consumers); queue.declare(passive) answers from the queue itself.
+    """
+    if not rows:
+        return
+    conn = rabbit.connect(profile)
+    try:
+        for row in rows:
+            try:
+                method = conn.channel().queue_declare(row["name"], passive=True).method
+            except pika.exceptions.ChannelClosedByBroker:
+                continue
+            row["ready"] = method.message_count
+            row["consumers"] = method.consumer_count
+            row["messages"] = row["ready"] + row["unacked"]
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
 def collect_status(profile: Profile, all_queues: bool = False) -> dict[str, Any]:
     mgmt = rabbit.Management(profile, timeout=3)
     nodes = [node_row(n) for n in mgmt.nodes()]
@@ -125,22 +161,30 @@ def collect_status(profile: Profile, all_queues: bool = False) -> dict[str, Any]
     ]
     order = {profile.actions_queue: 0, profile.dlq: 1}
     queues.sort(key=lambda r: (order.get(r["name"], 2), r["name"]))
+    _exact_counts(profile, [q for q in queues if q["name"] in order])
     try:
         fleet: dict[str, Any] = {"takers": takers.command(profile, "status", timeout=1.0)}
     except CliError as exc:
         fleet = {"takers": [], "error": str(exc)}
+    from likkerctl import disk  # numpy: only when status is asked for
+
+    try:
+        disk_forecast: dict[str, Any] = disk.forecast_all(profile).as_json()
+    except CliError as exc:
+        disk_forecast = {"error": str(exc)}
     return {
         "profile": profile.name,
         "management_url": profile.mgmt_url,
         "nodes": nodes,
         "queues": queues,
         **fleet,
+        "forecast": disk_forecast,
         "alertmanager": firing_alerts(profile),
     }
 
 
-def _mb(n: float) -> str:
-    return f"{n / 1e6:,.0f} MB"
+def _mb(n: float | None) -> str:
+    return "?" if n is None else f"{n / 1e6:,.0f} MB"
 
 
 def status(
@@ -168,6 +212,7 @@ def status(
             f"[red]{alarms}[/]" if alarms != "none" else alarms,
         )
     out.print(nodes)
+    _print_forecast(data["forecast"])
     qt = Table(title="queues", title_justify="left")
     for col in ("queue", "ready", "unacked", "bytes", "in/s", "out/s", "ack/s", "redeliver/s"):
         qt.add_column(col, justify="left" if col == "queue" else "right")
@@ -198,6 +243,17 @@ def status(
             "alerts: "
             + (", ".join(f"[red]{a['name']}[/]" for a in firing) if firing else "none firing")
         )
+
+
+def _print_forecast(fc: dict[str, Any]) -> None:
+    from likkerctl.forecast import Forecast
+    from likkerctl.forecast_cli import describe
+
+    if fc.get("error"):
+        out.print(f"disk forecast: [yellow]{fc['error']}[/]")
+        return
+    answer = Forecast.from_json(fc["answer"]) if fc.get("answer") else None
+    out.print(f"disk forecast ({fc['source']}): {describe(answer)}")
 
 
 def _print_takers(rows: list[dict[str, Any]], error: str | None = None) -> None:
@@ -450,6 +506,8 @@ def _mutation(
     params: dict[str, Any],
     dry_run: bool,
 ) -> AbstractContextManager[audit.Action]:
+    from likkerctl import audit  # SQLAlchemy: only for commands that write the log
+
     profile = state(ctx).profile
     return audit.audited(
         profile.audit_url,
@@ -820,6 +878,8 @@ def audit_cmd(
     json_out: JsonOut = False,
 ) -> None:
     """What was done (and dry-run), when, by whom, with what result."""
+    from likkerctl import audit
+
     rows = audit.entries(state(ctx).profile.audit_url, limit, command)
     if json_out:
         emit_json({"entries": rows})
@@ -866,7 +926,10 @@ def help_predicates() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from likkerctl.forecast_cli import forecast_cmd
+
     app.command()(status)
+    app.command("forecast")(forecast_cmd)
     app.command()(peek)
     app.command()(top)
     app.command()(shovel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import time
 import urllib.parse
 from collections import deque
@@ -20,7 +21,6 @@ from likkerctl import contract
 from likkerctl.config import default_state_dir
 from likkerctl.errors import CONFLICT, FAILED, NOT_FOUND, UNREACHABLE, USAGE, CliError
 from stack import supervisor
-from stack.load import SCENARIOS, LoadError, LoadReport, run_load, setup_population
 from stack.settings import RETRY_POLICIES, Ports, StackSettings
 
 app = typer.Typer(help="Run the Likker reference stack on this machine.", no_args_is_help=True)
@@ -35,6 +35,30 @@ StateDir = Annotated[
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def parse_size(text: str) -> int:
+    """'500MB', '1.5GB', '200MiB', '1000000' -> bytes; CliError (exit 2) otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS:
+        raise CliError(f"not a size: {text!r} (examples: 500MB, 1.5GB, 200MiB)", USAGE)
+    return int(float(m.group(1)) * _UNITS[unit])
 
 
 def _state_dir(value: Path | None) -> Path:
@@ -62,6 +86,14 @@ def up(
     port_offset: Annotated[
         int, typer.Option(help="Add this to every default port (to run beside another stack).")
     ] = 0,
+    disk_headroom: Annotated[
+        str | None,
+        typer.Option(
+            help="Set the broker's disk limit this far below the free disk at start (e.g. "
+            "500MB), so the incident reaches the disk alarm in minutes.",
+            show_default=False,
+        ),
+    ] = None,
     state_dir: StateDir = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -80,6 +112,7 @@ def up(
         takers=takers,
         retry_policy=retry_policy,  # type: ignore[arg-type]
         taker_rate=taker_rate,
+        disk_headroom_bytes=parse_size(disk_headroom) if disk_headroom else None,
     )
     try:
         settings, rows = supervisor.up(settings, echo=lambda m: err.print(f"[dim]{m}[/]"))
@@ -235,6 +268,9 @@ def load(
     json_out: JsonOut = False,
 ) -> None:
     """Send likes through the gateway at a steady rate; `friday` replays the incident."""
+    # Imported here: aiohttp costs every other command 0.1 s of start-up.
+    from stack.load import SCENARIOS, LoadError, LoadReport, run_load, setup_population
+
     if scenario not in SCENARIOS:
         raise CliError(f"--scenario must be one of {', '.join(SCENARIOS)}", USAGE)
     settings = _settings_or_fail(_state_dir(state_dir))

@@ -55,6 +55,9 @@ class StackSettings:
     likes_db_url: str | None = None
     # Free disk the broker keeps before it blocks publishers (RabbitMQ disk_free_limit).
     disk_free_limit_bytes: int = 50_000_000
+    # When set, the limit is placed this far below the free disk at broker start, so the
+    # incident reaches the disk alarm in minutes on a big disk (`stack up --disk-headroom`).
+    disk_headroom_bytes: int | None = None
     rabbit_user: str = "guest"
     rabbit_password: str = "guest"
     node_name: str = "likker@localhost"

@@ -36,12 +36,20 @@ def render_files(settings: StackSettings) -> Path:
             amqp=p.amqp,
             management=p.management,
             rabbitmq_prometheus=p.rabbitmq_prometheus,
-            disk_free_limit=settings.disk_free_limit_bytes,
+            disk_free_limit=disk_free_limit(settings),
         )
     )
     (base / "rabbitmq.conf").write_text(conf)
     shutil.copyfile(HERE / "enabled_plugins", base / "enabled_plugins")
     return base
+
+
+def disk_free_limit(settings: StackSettings) -> int:
+    """The broker's disk_free_limit: fixed, or `free now - headroom` (never below 50 MB)."""
+    if settings.disk_headroom_bytes is None:
+        return settings.disk_free_limit_bytes
+    free = shutil.disk_usage(node_dir(settings)).free
+    return max(free - settings.disk_headroom_bytes, 50_000_000)
 
 
 def node_env(settings: StackSettings) -> dict[str, str]:

@@ -4,6 +4,12 @@ Pause/resume arrive on the `likker.control` fanout (DESIGN §4); a paused taker 
 consumer, so it disappears from the queue's consumers. Its state is visible three ways:
 `GET /state` and `/metrics` on its own port, and a `status` request on the control exchange
 (answered to the request's reply_to).
+
+Control runs on its own connection and thread. On the consuming connection it starved: in a
+requeue storm the broker hands each nacked message straight back, pika keeps dispatching the
+actions channel's deliveries, and a pause sat unread behind them, exactly when it is needed.
+The control thread records what is wanted; the consuming thread applies it between messages
+(or within half a second when idle) and the control thread answers once it is applied.
 """
 
 from __future__ import annotations
@@ -128,12 +134,16 @@ class Taker:
         self._publish_channel: BlockingChannel | None = None
         self._consumer_tag: str | None = None
         self._next_slot = 0.0
+        # Set by the control thread, applied by the consuming thread (pika is not thread-safe).
+        self._want_paused: bool | None = None
+        self._applied = threading.Event()
 
     # -- life cycle ------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
 
     def run(self) -> None:
+        threading.Thread(target=self._control_loop, name="control", daemon=True).start()
         while not self._stop.is_set():
             try:
                 self._session()
@@ -152,16 +162,13 @@ class Taker:
             channel.basic_qos(prefetch_count=self.config.prefetch)
             publish_channel = conn.channel()
             publish_channel.confirm_delivery()
-            control = conn.channel()
-            queue = control.queue_declare("", exclusive=True, auto_delete=True).method.queue
-            control.queue_bind(queue, contract.CONTROL_EXCHANGE)
-            control.basic_consume(queue, self._on_control, auto_ack=True)
             self._channel, self._publish_channel = channel, publish_channel
             self.state.connected = True
             if not self.state.paused:
                 self._consume()
             log.info("%s: connected (%s)", self.config.taker_id, self.config.retry_policy)
             while not self._stop.is_set():
+                self._apply_control()
                 conn.process_data_events(time_limit=0.5)
         finally:
             if conn.is_open:
@@ -180,6 +187,27 @@ class Taker:
             self._consumer_tag = None
 
     # -- control ---------------------------------------------------------------------
+    def _control_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn = pika.BlockingConnection(pika.URLParameters(self.config.amqp_url))
+            except pika.exceptions.AMQPError as exc:
+                log.warning("%s: control connection failed: %s", self.config.taker_id, exc)
+                self._stop.wait(1.0)
+                continue
+            try:
+                ch = conn.channel()
+                queue = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+                ch.queue_bind(queue, contract.CONTROL_EXCHANGE)
+                ch.basic_consume(queue, self._on_control, auto_ack=True)
+                while not self._stop.is_set():
+                    conn.process_data_events(time_limit=0.5)
+            except pika.exceptions.AMQPError as exc:
+                log.warning("%s: control connection lost: %s", self.config.taker_id, exc)
+            finally:
+                if conn.is_open:
+                    conn.close()
+
     def _on_control(
         self, channel: BlockingChannel, _method: Any, props: pika.BasicProperties, body: bytes
     ) -> None:
@@ -192,14 +220,12 @@ class Taker:
             return
         if target not in ("*", self.config.taker_id):
             return
-        if verb == "pause":
-            self.state.paused = True
-            self._cancel()
-            log.info("%s: paused", self.config.taker_id)
-        elif verb == "resume":
-            self.state.paused = False
-            self._consume()
-            log.info("%s: resumed", self.config.taker_id)
+        if verb in ("pause", "resume"):
+            self._applied.clear()
+            self._want_paused = verb == "pause"
+            # Applied by the consuming thread between messages; answer once it is.
+            if not self._applied.wait(timeout=5.0):
+                log.warning("%s: %s not applied within 5 s", self.config.taker_id, verb)
         elif verb != "status":
             log.warning("ignoring unknown control command %r", verb)
             return
@@ -212,6 +238,19 @@ class Taker:
                     correlation_id=props.correlation_id, content_type="application/json"
                 ),
             )
+
+    def _apply_control(self) -> None:
+        """On the consuming thread: make the consumer match what control asked for."""
+        want = self._want_paused
+        if want is not None and want != self.state.paused:
+            self.state.paused = want
+            if want:
+                self._cancel()
+            else:
+                self._consume()
+            log.info("%s: %s", self.config.taker_id, "paused" if want else "resumed")
+        if want is not None:
+            self._applied.set()
 
     # -- messages --------------------------------------------------------------------
     def _pace(self) -> None:
@@ -244,6 +283,11 @@ class Taker:
     def _on_message(
         self, channel: BlockingChannel, method: Any, props: pika.BasicProperties, body: bytes
     ) -> None:
+        self._apply_control()
+        if self.state.paused:
+            # Delivered before our cancel took effect: back to the queue untouched.
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
         self._pace()
         if method.redelivered:
             self._m_redelivered.inc()

@@ -106,3 +106,11 @@ def test_settings_round_trip_through_json(tmp_path: Path) -> None:
     assert loaded == settings
     assert json.loads(settings.settings_file.read_text())["takers"] == 3
     assert loaded.auth_url.startswith("http://a:")
+
+
+def test_alert_rules_fire_when_they_should_and_not_otherwise() -> None:
+    """promtool's rule unit tests: falling vs slow vs flat disk, a redelivery storm, no
+    consumers, takers paused, a growing DLQ (tests/unit/likker.rules.test.yml)."""
+    result = _run("promtool", "test", "rules", str(ROOT / "tests/unit/likker.rules.test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
