@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run Likker on a fresh Debian 12 machine (as root), or run the test suite.
 #
-#   bash bootstrap.sh demo   # the stack + the Friday incident, watched live
+#   bash bootstrap.sh demo   # the stack + the Friday incident, in the dashboard
 #   bash bootstrap.sh test   # lint, type-check and the whole test suite
 #
 # Both install what is missing first: the Debian packages (RabbitMQ, Prometheus,
@@ -69,11 +69,20 @@ cmd_demo() {
   ensure_debian_packages
   ensure_venv ""
   local ctl="$VENV/bin/likkerctl"
-  log "starting the stack with the legacy retry policy (requeue), as on that Friday"
-  "$ctl" stack up --retry-policy requeue
-  log "replaying the Friday incident (Ctrl-C stops the load; the stack keeps running)"
-  echo "    stop everything with: $ctl stack down" >&2
-  "$ctl" stack load --scenario friday --rate 200 --duration "${LIKKER_DEMO_SECONDS:-600}"
+  local state="${LIKKER_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/likker}"
+  log "starting the stack with the legacy retry policy (requeue), as on that Friday,"
+  log "and only ${LIKKER_DEMO_HEADROOM:-1GB} of disk above the broker's limit"
+  "$ctl" stack up --retry-policy requeue --disk-headroom "${LIKKER_DEMO_HEADROOM:-1GB}"
+  mkdir -p "$state/logs"
+  log "replaying the Friday incident in the background (log: $state/logs/demo-load.log)"
+  "$ctl" stack load --scenario friday --rate 200 --duration "${LIKKER_DEMO_SECONDS:-600}" \
+    >"$state/logs/demo-load.log" 2>&1 &
+  local load=$!
+  trap 'kill "$load" 2>/dev/null || true' EXIT
+  sleep 5
+  log "opening the dashboard (q quits and stops the load; the stack keeps running)"
+  "$ctl" dashboard
+  echo "    the stack is still running; stop it with: $ctl stack down" >&2
 }
 
 cmd_test() {

@@ -2,12 +2,13 @@
 
 Run:  .venv/bin/python bench/bench_cli.py [--rounds 15] [--backlog 20000]
 
-Starts a stack (two takers, the `requeue` policy, a backlog of contract messages cycling in
-the actions queue, so the figures have something to show) and times each command as a new
-process, the way a person runs it, with `--json`. Reference, in the same rounds: a Python
-process that imports `requests` and makes the one management API call (`/api/overview`),
-the least any Python tool can do to answer. Wall-clock medians and p90s, and their ratios
-to the reference, go to stdout as JSON; docs/BENCHMARKS.md records them.
+Starts a stack (two takers, the `requeue` policy) and times each command as a new process,
+the way a person runs it, with `--json`: first on the idle stack, then during a storm (a
+backlog of contract messages the takers requeue forever, which keeps both cores busy).
+Reference, in the same rounds: a Python process that imports `requests` and makes the one
+management API call (`/api/overview`), the least any Python tool can do to answer.
+Wall-clock medians and p90s, and their ratios to the reference, go to stdout as JSON;
+docs/BENCHMARKS.md records them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,7 +47,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="likker-bench-") as tmp:
         stack = start_stack(Path(tmp), takers=2, retry_policy="requeue", taker_rate=0.0)
         try:
-            fill_queue(stack.settings.amqp_url, "likker.actions", args.backlog, declare=False)
             env = {**os.environ, "LIKKER_STATE_DIR": tmp}
             mgmt = stack.settings.management_url
             reference = [
@@ -67,35 +68,41 @@ def main() -> None:
                 return run.returncode == 0 and json.loads(run.stdout)["source"] == "prometheus"
 
             wait_for(on_prometheus, 60, 2)
-            times: dict[str, list[float]] = {name: [] for name in commands}
-            for _ in range(args.rounds):
-                for name, argv in commands.items():
-                    times[name].append(timed(argv, env))
+            phases: dict[str, dict[str, list[float]]] = {}
+            for phase in ("idle", "storm"):
+                if phase == "storm":
+                    url = stack.settings.amqp_url
+                    fill_queue(url, "likker.actions", args.backlog, declare=False)
+                times = phases[phase] = {name: [] for name in commands}
+                for _ in range(args.rounds):
+                    for name, argv in commands.items():
+                        times[name].append(timed(argv, env))
         finally:
             stack.down()
 
     def p90(xs: list[float]) -> float:
         return sorted(xs)[int(0.9 * (len(xs) - 1))]
 
-    ref = statistics.median(times["reference"])
-    print(
-        json.dumps(
-            {
-                "date": datetime.now(UTC).date().isoformat(),
-                "machine": f"{os.cpu_count()} cores {platform.machine()}",
-                "rounds": args.rounds,
-                "backlog": args.backlog,
-                "median_s": {k: round(statistics.median(v), 3) for k, v in times.items()},
-                "p90_s": {k: round(p90(v), 3) for k, v in times.items()},
-                "vs_reference": {
-                    k: round(statistics.median(v) / ref, 2)
-                    for k, v in times.items()
-                    if k != "reference"
-                },
+    def figures(times: dict[str, list[float]]) -> dict[str, Any]:
+        ref = statistics.median(times["reference"])
+        return {
+            "median_s": {k: round(statistics.median(v), 3) for k, v in times.items()},
+            "p90_s": {k: round(p90(v), 3) for k, v in times.items()},
+            "vs_reference": {
+                k: round(statistics.median(v) / ref, 2)
+                for k, v in times.items()
+                if k != "reference"
             },
-            indent=2,
-        )
-    )
+        }
+
+    report = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{os.cpu_count()} cores {platform.machine()}",
+        "rounds": args.rounds,
+        "backlog": args.backlog,
+        **{phase: figures(times) for phase, times in phases.items()},
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

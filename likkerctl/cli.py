@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from likkerctl import __version__, ops_cli, stack_cli
+from likkerctl.dashboard import cli as dashboard_cli
 from likkerctl.errors import INTERRUPTED, CliError
 from likkerctl.ui import AppState
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_cli.app, name="stack")
 ops_cli.register(app)
+app.command("dashboard")(dashboard_cli.dashboard)
 
 
 @app.callback()

@@ -349,8 +349,10 @@ class _ClientMove:
         if self.done_consuming:
             return
         self.done_consuming = True
-        if self.consumer_tag and self.ch and self.ch.is_open:
-            self.ch.basic_cancel(self.consumer_tag)
+        # No basic.cancel: on a RabbitMQ 3.10 quorum queue, acks sent after a cancel (while
+        # deliveries were still in flight) were sometimes dropped, and every message we had
+        # moved came back at close. Deliveries past this point are left unacked and return
+        # to the queue when we close (at most the prefetch window).
         self.deadline = time.monotonic() + 30.0
         self._maybe_finish()
 
@@ -657,6 +659,7 @@ def move_broker(
     else:
         value["dest-queue"] = destination
     dst_before = int(dst.get("message_stats", {}).get("publish", 0))
+    depth_before = ready_count(profile, destination) if selector else 0
     progress = Progress(total=total)
 
     def tick() -> None:
@@ -688,7 +691,9 @@ def move_broker(
         if selector and rest and not running_moves(mgmt, source):
             for ex in (selector, rest):
                 mgmt.delete_exchange(ex)
-    moved, kept = _settled_counts(mgmt, profile, destination, dst_before, selector, rest, total)
+    moved, kept = _settled_counts(
+        mgmt, profile, destination, dst_before, depth_before, selector, total
+    )
     if not interrupted:
         progress.scanned = total
     return MoveResult(
@@ -711,26 +716,30 @@ def _settled_counts(
     profile: Profile,
     destination: str,
     dst_before: int,
+    depth_before: int,
     selector: str | None,
-    rest: str | None,
     total: int,
 ) -> tuple[int, int]:
-    """Moved and kept counts, from the destination queue's publish counter.
+    """Moved and kept counts of a selective move, from the destination's figures.
 
-    The exchanges are gone by now, so the counter of publishes into the destination is what
-    is left; it lags by one statistics interval, so poll it briefly until it stops moving.
+    The exchanges are gone by now. Two estimates: the growth of the destination's depth
+    (exact and immediate over AMQP, unless something else reads or writes it meanwhile)
+    and its publish counter (which lags one statistics interval, ~5 s). The counter is
+    polled until it has caught up with the depth and stopped moving, at most 12 s.
     """
     if selector is None:
         return total, 0  # the shovel moved exactly its bound
+    grown = ready_count(profile, destination) - depth_before
     last = -1
-    deadline = time.monotonic() + 6.0
+    deadline = time.monotonic() + 12.0
     moved = 0
     while time.monotonic() < deadline:
         stats = mgmt.queue(destination).get("message_stats", {})
         moved = int(stats.get("publish", 0)) - dst_before
-        if moved == last:
+        if moved == last and moved >= grown:
             break
         last = moved
         time.sleep(1.0)
+    moved = max(moved, grown)
     moved = max(0, min(moved, total))
     return moved, total - moved

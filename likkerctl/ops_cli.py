@@ -7,9 +7,8 @@ Each is usable by people (tables) and by scripts (`--json`). Each mutating comma
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import pika
 import pika.exceptions
@@ -17,12 +16,9 @@ import requests
 import typer
 from rich.table import Table
 
-from likkerctl import bots, move, predicate, rabbit, sample, takers
-from likkerctl.archive import ArchiveWriter, default_archive_path
-
-if TYPE_CHECKING:
-    from likkerctl import audit
-from likkerctl.errors import FAILED, INTERRUPTED, NOT_FOUND, USAGE, CliError
+from likkerctl import bots, move, operations, predicate, rabbit, sample, takers
+from likkerctl.archive import default_archive_path
+from likkerctl.errors import INTERRUPTED, USAGE, CliError
 from likkerctl.profile import Profile, config_path
 from likkerctl.ui import (
     DryRun,
@@ -36,7 +32,6 @@ from likkerctl.ui import (
     state,
 )
 
-ENGINES = ("auto", "broker", "client")
 Engine = Annotated[
     str,
     typer.Option(
@@ -46,17 +41,10 @@ Engine = Annotated[
 ]
 
 
-def _predicate(where: str | None) -> predicate.Predicate | None:
-    return predicate.parse(where) if where else None
-
-
-def _params(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None}
-
-
 # -- status -------------------------------------------------------------------------
 def _rate(stats: dict[str, Any], key: str) -> float:
-    return float(stats.get(f"{key}_details", {}).get("rate", 0.0))
+    details = stats.get(f"{key}_details", {})
+    return float(details.get("avg_rate", details.get("rate", 0.0)))
 
 
 def queue_row(qd: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +116,7 @@ def firing_alerts(profile: Profile) -> dict[str, Any]:
     }
 
 
-def _exact_counts(profile: Profile, rows: list[dict[str, Any]]) -> None:
+def exact_counts(profile: Profile, rows: list[dict[str, Any]]) -> None:
     """Overwrite ready/consumers of the key queues with AMQP's exact figures.
 
     The management API's queue objects can lag ten seconds behind a quorum queue (a paused
@@ -161,7 +149,7 @@ def collect_status(profile: Profile, all_queues: bool = False) -> dict[str, Any]
     ]
     order = {profile.actions_queue: 0, profile.dlq: 1}
     queues.sort(key=lambda r: (order.get(r["name"], 2), r["name"]))
-    _exact_counts(profile, [q for q in queues if q["name"] in order])
+    exact_counts(profile, [q for q in queues if q["name"] in order])
     try:
         fleet: dict[str, Any] = {"takers": takers.command(profile, "status", timeout=1.0)}
     except CliError as exc:
@@ -373,149 +361,56 @@ def top(
 
 
 # -- moves --------------------------------------------------------------------------
-def choose_engine(
-    engine: str, pred: predicate.Predicate | None, limit: int | None, mgmt: rabbit.Management
-) -> tuple[str, str]:
-    """(engine, why) for a move; raises for an impossible forced choice."""
-    if engine not in ENGINES:
-        raise CliError(f"--engine must be one of {', '.join(ENGINES)}", USAGE)
-    header_ok = pred is None or pred.broker_side
-    if pred is not None and limit is not None:
-        header_ok = False
-    if engine == "client":
-        return "client", "asked for"
-    if engine == "broker":
-        if not header_ok:
-            raise CliError(
-                "--engine broker needs a predicate on headers only (=, in on bot, user, post, "
-                "action, reason) and no --limit with a predicate",
-                USAGE,
-            )
-        mgmt.require_plugin(rabbit.SHOVEL_PLUGIN, "for --engine broker")
-        return "broker", "asked for"
-    if not header_ok:
-        return "client", "the predicate needs likkerctl to read each message"
-    if rabbit.SHOVEL_PLUGIN not in mgmt.enabled_plugins():
-        return "client", f"the broker has no {rabbit.SHOVEL_PLUGIN} plugin"
-    return "broker", "header predicate: the broker selects at its own speed"
+def _first_lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
-def plan_move(
-    profile: Profile,
-    source: str,
-    destination: str | None,
-    pred: predicate.Predicate | None,
-    limit: int | None,
-    engine: str,
-    estimate: bool,
-) -> dict[str, Any]:
-    mgmt = rabbit.Management(profile)
-    mgmt.queue(source)
-    if destination is not None:
-        mgmt.queue(destination)
-    chosen, why = choose_engine(engine, pred, limit, mgmt)
-    total = move.ready_count(profile, source)
-    plan: dict[str, Any] = {
-        "source": source,
-        "destination": destination,
-        "where": pred.text if pred else None,
-        "limit": limit,
-        "engine": chosen,
-        "engine_reason": why,
-        "messages_in_source": total,
-        "bindings": pred.bindings() if pred else None,
-    }
-    if pred is None:
-        plan["will_move"] = min(total, limit) if limit is not None else total
-    elif estimate and total:
-        msgs = sample.sample(profile, source, 500)
-        hits = sum(1 for m in msgs if pred.matches(m.headers, m.redelivered))
-        share = hits / len(msgs) if msgs else 0.0
-        est = round(share * total)
-        plan["estimated_matching"] = min(est, limit) if limit is not None else est
-        plan["estimate_from_sample"] = len(msgs)
-    return plan
-
-
-def describe_plan(plan: dict[str, Any], verb: str) -> str:
-    target = plan.get("destination") or plan.get("archive") or "nowhere (deleted)"
-    if plan.get("will_move") is not None:
-        what = f"{plan['will_move']:,} message(s)"
-    elif plan.get("estimated_matching") is not None:
-        what = (
-            f"≈{plan['estimated_matching']:,} of {plan['messages_in_source']:,} message(s) "
-            f"matching {plan['where']!r} (estimate from {plan['estimate_from_sample']} sampled)"
-        )
-    else:
-        what = f"messages matching {plan['where']!r} among {plan['messages_in_source']:,}"
-    return f"{verb} {what} from {plan['source']} to {target} (engine: {plan['engine']})"
-
-
-def run_move(
-    profile: Profile,
-    plan: dict[str, Any],
-    pred: predicate.Predicate | None,
-    sink: move.Sink | None,
-    show_progress: bool,
-) -> move.MoveResult:
-    source = plan["source"]
-    with progress_bar("moving", show_progress) as update:
+def _perform(
+    ctx: typer.Context,
+    op: operations.Operation,
+    dry_run: bool,
+    yes: bool,
+    json_out: bool,
+    progress_label: str | None = None,
+) -> dict[str, Any] | None:
+    """Run `op` for the CLI: dry run printed, or confirmed, executed (with a progress bar)."""
+    profile = state(ctx).profile
+    with progress_bar(progress_label or "", progress_label is not None and not json_out) as update:
 
         def on_progress(p: move.Progress) -> None:
             update(p.scanned, p.total, p.rate)
 
-        if plan["engine"] == "broker":
-            assert plan["destination"] is not None
-            return move.move_broker(
-                profile,
-                source,
-                plan["destination"],
-                predicate=pred,
-                limit=plan["limit"],
-                on_progress=on_progress,
-            )
-        assert sink is not None
-        return move.move_client(
-            profile, source, sink, predicate=pred, limit=plan["limit"], on_progress=on_progress
+        done = operations.perform(
+            profile,
+            op,
+            dry_run=dry_run,
+            confirm=lambda question: confirm(yes, question),
+            on_progress=on_progress,
         )
+    if done.result is None:
+        if json_out:
+            emit_json({"dry_run": True, **done.plan})
+        else:
+            out.print(f"dry run: would {_first_lower(done.plan['summary'])}")
+    return done.result
 
 
-def _report_move(result: move.MoveResult, json_out: bool, verb: str) -> None:
+def _report_move(result: dict[str, Any] | None, json_out: bool) -> None:
+    if result is None:
+        return
     if json_out:
-        emit_json(result.as_json())
+        emit_json(result)
     else:
-        approx = "" if result.counts_exact else "≈"
-        out.print(
-            f"{verb} {approx}{result.moved:,} of {result.scanned:,} examined from "
-            f"{result.source} to {result.destination}; {approx}{result.kept:,} kept in the "
-            f"source; {result.seconds:.1f}s ({result.rate:,.0f} msg/s, {result.engine} engine)"
-        )
-        for note in result.notes:
+        out.print(result["summary"])
+        for note in result.get("notes", []):
             out.print(f"note: {note}")
-        if result.returned:
-            out.print(f"{result.returned} message(s) read past the bound went back to the source")
-    if result.error:
-        raise CliError(f"{result.error} (moved so far: {result.moved:,})", FAILED)
-    if result.interrupted:
+        if result.get("returned"):
+            out.print(
+                f"{result['returned']} message(s) read past the bound went back to the source"
+            )
+    operations.raise_for(result)
+    if result.get("interrupted"):
         raise CliError("interrupted; every message not moved is still in the source", INTERRUPTED)
-
-
-def _mutation(
-    ctx: typer.Context,
-    command: str,
-    params: dict[str, Any],
-    dry_run: bool,
-) -> AbstractContextManager[audit.Action]:
-    from likkerctl import audit  # SQLAlchemy: only for commands that write the log
-
-    profile = state(ctx).profile
-    return audit.audited(
-        profile.audit_url,
-        profile=profile.name,
-        command=command,
-        params=params,
-        dry_run=dry_run,
-    )
 
 
 def shovel(
@@ -536,57 +431,8 @@ def shovel(
     loses nothing, and running it again carries on. Non-matching messages go back to the
     tail of SOURCE.
     """
-    if source == destination:
-        raise CliError("source and destination are the same queue", USAGE)
-    _queue_move(ctx, "shovel", source, destination, where, limit, engine, dry_run, yes, json_out)
-
-
-def _queue_move(
-    ctx: typer.Context,
-    command: str,
-    source: str,
-    destination: str,
-    where: str | None,
-    limit: int | None,
-    engine: str,
-    dry_run: bool,
-    yes: bool,
-    json_out: bool,
-) -> None:
-    """shovel and dlq replay: plan, dry-run or confirm, move, audit, report."""
-    pred = _predicate(where)
-    profile = state(ctx).profile
-    verb = "replay" if command == "dlq replay" else "move"
-    params = _params(source=source, destination=destination, where=where, limit=limit)
-    with _mutation(ctx, command, params, dry_run) as action:
-        plan = plan_move(profile, source, destination, pred, limit, engine, estimate=dry_run)
-        action.counts.update(plan=plan)
-        if dry_run:
-            if json_out:
-                emit_json({"dry_run": True, **plan})
-            else:
-                out.print(f"dry run: would {describe_plan(plan, verb)}")
-            return
-        confirm(yes, describe_plan(plan, verb.capitalize()) + "?")
-        result = move_with_audit(profile, plan, pred, move.QueueSink(destination), action, json_out)
-    _report_move(result, json_out, f"{verb}d")
-
-
-def move_with_audit(
-    profile: Profile,
-    plan: dict[str, Any],
-    pred: predicate.Predicate | None,
-    sink: move.Sink | None,
-    action: audit.Action,
-    json_out: bool,
-) -> move.MoveResult:
-    try:
-        result = run_move(profile, plan, pred, sink, show_progress=not json_out)
-    except KeyboardInterrupt:
-        action.counts.update(interrupted=True)
-        raise
-    action.counts.update(result.as_json())
-    return result
+    op = operations.QueueMove(source, destination, where, limit, engine)
+    _report_move(_perform(ctx, op, dry_run, yes, json_out, "moving"), json_out)
 
 
 def purge(
@@ -610,44 +456,12 @@ def purge(
     deleted that is not archived. With --no-archive and no --where it is the broker's own
     purge.
     """
-    pred = _predicate(where)
     profile = state(ctx).profile
     if no_archive and archive is not None:
         raise CliError("--archive and --no-archive contradict each other", USAGE)
     path = None if no_archive else (archive or default_archive_path(profile.state_path, queue))
-    params = _params(queue=queue, where=where, archive=str(path) if path else "none")
-    with _mutation(ctx, "purge", params, dry_run) as action:
-        broker_purge = pred is None and path is None
-        plan = plan_move(profile, queue, None, pred, None, "client", estimate=dry_run)
-        plan.update(engine="broker purge" if broker_purge else "client", archive=str(path or ""))
-        action.counts.update(plan=plan)
-        if dry_run:
-            if json_out:
-                emit_json({"dry_run": True, **plan})
-            else:
-                out.print(f"dry run: would {describe_plan(plan, 'delete')}")
-            return
-        confirm(yes, describe_plan(plan, "Delete") + "?")
-        if broker_purge:
-            purged = _broker_purge(profile, queue)
-            action.counts.update(purged=purged)
-            if json_out:
-                emit_json({"queue": queue, "purged": purged, "archive": None, "engine": "broker"})
-            else:
-                out.print(f"purged {purged:,} message(s) from {queue} (not archived)")
-            return
-        sink: move.Sink = move.FileSink(ArchiveWriter(path)) if path else move.DropSink()
-        result = move_with_audit(profile, plan, pred, sink, action, json_out)
-    _report_move(result, json_out, "archived and deleted" if path else "deleted")
-
-
-def _broker_purge(profile: Profile, queue: str) -> int:
-    conn = rabbit.connect(profile)
-    try:
-        return int(conn.channel().queue_purge(queue).method.message_count)
-    finally:
-        if conn.is_open:
-            conn.close()
+    op = operations.Purge(queue, where, path)
+    _report_move(_perform(ctx, op, dry_run, yes, json_out, "deleting"), json_out)
 
 
 # -- dlq ----------------------------------------------------------------------------
@@ -696,9 +510,8 @@ def dlq_replay(
     """
     profile = state(ctx).profile
     destination = to or profile.actions_queue
-    _queue_move(
-        ctx, "dlq replay", profile.dlq, destination, where, limit, engine, dry_run, yes, json_out
-    )
+    op = operations.QueueMove(profile.dlq, destination, where, limit, engine, "dlq replay")
+    _report_move(_perform(ctx, op, dry_run, yes, json_out, "replaying"), json_out)
 
 
 # -- takers -------------------------------------------------------------------------
@@ -719,35 +532,14 @@ def takers_status(ctx: typer.Context, taker_id: TakerId = None, json_out: JsonOu
 def _takers_verb(
     ctx: typer.Context, verb: str, taker_id: str | None, dry_run: bool, yes: bool, json_out: bool
 ) -> None:
-    profile = state(ctx).profile
-    target = taker_id or "*"
-    with _mutation(ctx, f"takers {verb}", {"target": target}, dry_run) as action:
-        current = takers.command(profile, "status", target)
-        action.counts.update(takers=len(current))
-        want = "paused" if verb == "pause" else "running"
-        change = [t["taker_id"] for t in current if t.get("state") != want]
-        if dry_run:
-            if json_out:
-                emit_json(
-                    {"dry_run": True, "command": verb, "would_change": change, "takers": current}
-                )
-            else:
-                out.print(
-                    f"dry run: would {verb} {len(current)} taker(s); "
-                    f"{len(change)} not {want} now: {', '.join(change) or 'none'}"
-                )
-            return
-        if not current:
-            raise CliError(f"no takers answered on {profile.control_exchange}", NOT_FOUND)
-        confirm(yes, f"{verb.capitalize()} {len(current)} taker(s) ({target})?")
-        rows = takers.command(profile, verb, target)
-        action.counts.update(answered=len(rows), changed=change)
+    result = _perform(ctx, operations.TakersCommand(verb, taker_id or "*"), dry_run, yes, json_out)
+    if result is None:
+        return
     if json_out:
-        emit_json({"command": verb, "takers": rows})
+        emit_json({"command": verb, "takers": result["takers"]})
     else:
-        _print_takers(rows)
-    if len(rows) < len(current):
-        raise CliError(f"only {len(rows)} of {len(current)} taker(s) confirmed", FAILED)
+        _print_takers(result["takers"])
+    operations.raise_for(result)
 
 
 @takers_app.command("pause")
@@ -814,33 +606,13 @@ def _bot_verb(
     yes: bool,
     json_out: bool,
 ) -> None:
-    admin = bots.AuthAdmin(state(ctx).profile)
-    with _mutation(ctx, f"bots {verb}", _params(bot=bot_id, reason=reason), dry_run) as action:
-        current = admin.bot(bot_id)
-        if dry_run:
-            if json_out:
-                emit_json({"dry_run": True, "command": verb, "bot": current})
-            else:
-                out.print(
-                    f"dry run: would {verb} bot {bot_id} (owner {current['user_id']}, "
-                    f"now {'blocked' if current['blocked'] else 'not blocked'})"
-                )
-            return
-        confirm(yes, f"{verb.capitalize()} bot {bot_id} (owner {current['user_id']})?")
-        result = admin.block(bot_id, reason or "") if verb == "block" else admin.unblock(bot_id)
-        action.counts.update(bot=result)
+    result = _perform(ctx, operations.BotCommand(verb, bot_id, reason), dry_run, yes, json_out)
+    if result is None:
+        return
     if json_out:
-        emit_json(result)
+        emit_json(result["bot"])
     else:
-        out.print(
-            f"bot {bot_id}: {'blocked' if result['blocked'] else 'unblocked'}"
-            + (f" ({result['blocked_reason']})" if result.get("blocked_reason") else "")
-            + (
-                ""
-                if result.get("announced", True)
-                else " — gateways not notified; their token caches expire within 30 s"
-            )
-        )
+        out.print(result["summary"])
 
 
 @bots_app.command("block")
@@ -853,8 +625,6 @@ def bots_block(
     json_out: JsonOut = False,
 ) -> None:
     """Block a bot: the gateway answers it 403 from its next request on."""
-    if not reason.strip():
-        raise CliError("--reason must not be empty", USAGE)
     _bot_verb(ctx, "block", bot_id, reason, dry_run, yes, json_out)
 
 

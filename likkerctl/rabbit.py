@@ -25,6 +25,12 @@ def q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
 
+# A queue's instantaneous `rate` flips between its value and 0 from one request to the next
+# (RabbitMQ 3.10, quorum queues: stats arrive every 5 s); with a window, each `*_details`
+# also carries `avg_rate` over the last 30 s, which is steady.
+RATE_WINDOW = {"msg_rates_age": 30, "msg_rates_incr": 5}
+
+
 class Management:
     """A thin client of the RabbitMQ management API (3.10+), single node or cluster."""
 
@@ -77,13 +83,14 @@ class Management:
         return list(self.get("nodes"))
 
     def queues(self) -> list[dict[str, Any]]:
-        return list(self.get(f"queues/{q(self.vhost)}"))
+        return list(self.get(f"queues/{q(self.vhost)}", params=RATE_WINDOW))
 
     def queue(self, name: str) -> dict[str, Any]:
         return dict(
             self.get(
                 f"queues/{q(self.vhost)}/{q(name)}",
                 not_found=f"no queue {name!r} in vhost {self.vhost!r}",
+                params=RATE_WINDOW,
             )
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy import create_engine
@@ -17,10 +18,18 @@ class Base(DeclarativeBase):
 
 
 _engines: dict[str, Engine] = {}
+# The dashboard's workers open the database from several threads at once; two concurrent
+# create_all() calls race on SQLite ("table already exists").
+_lock = threading.Lock()
 
 
 def engine_for(url: str) -> Engine:
     """One engine per URL per process, with every table created."""
+    with _lock:
+        return _engine_for(url)
+
+
+def _engine_for(url: str) -> Engine:
     if url not in _engines:
         # Importing the models registers their tables on Base.metadata.
         from likkerctl import audit, sampler  # noqa: F401

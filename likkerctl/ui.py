@@ -78,11 +78,14 @@ def confirm(yes: bool, question: str) -> None:
 
 @contextmanager
 def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int, float], None]]:
-    """A progress bar with rate and ETA on stderr; `update(done, total, rate)`."""
+    """A progress bar with rate and ETA on stderr; `update(done, total, rate)`.
+
+    It appears at the first update, so it never draws over a confirmation prompt.
+    """
     if not enabled or not err.is_terminal:
         yield lambda done, total, rate: None
         return
-    with Progress(
+    bar = Progress(
         TextColumn(f"{label} "),
         BarColumn(),
         MofNCompleteColumn(),
@@ -90,10 +93,19 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int, floa
         TimeRemainingColumn(),
         console=err,
         transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=None, rate=0.0)
+    )
+    task = bar.add_task(label, total=None, rate=0.0)
+    started = False
 
-        def update(done: int, total: int, rate: float) -> None:
-            bar.update(task, completed=done, total=total, rate=rate)
+    def update(done: int, total: int, rate: float) -> None:
+        nonlocal started
+        if not started:
+            bar.start()
+            started = True
+        bar.update(task, completed=done, total=total, rate=rate)
 
+    try:
         yield update
+    finally:
+        if started:
+            bar.stop()

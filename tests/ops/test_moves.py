@@ -223,7 +223,13 @@ def test_whole_purge_archives_by_default_and_no_archive_uses_the_broker(
     fill_queue(url, dst, 300, declare=False)
     run = cli("purge", dst, "--no-archive", "--yes", "--json")
     assert run.rc == 0, run.stderr
-    assert run.json == {"queue": dst, "purged": 300, "archive": None, "engine": "broker"}
+    assert run.json == {
+        "queue": dst,
+        "purged": 300,
+        "archive": None,
+        "engine": "broker",
+        "summary": f"purged 300 message(s) from {dst} (not archived)",
+    }
     assert depth(ops_stack, dst) == 0
 
 

@@ -1,0 +1,1 @@
+"""The Textual incident dashboard (`likkerctl dashboard`)."""
