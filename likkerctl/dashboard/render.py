@@ -37,6 +37,9 @@ Every panel refreshes on its own; a server that is slow or down marks only its p
 | `ctrl+p` | command palette: every action by name |
 | `?` | this help; `q` quits |
 
+Under the `requeue` policy the takers hold up to their prefetch of the cycling messages;
+pause them (`p`) before shovelling (`s`), then resume (`r`).
+
 Every action shows its dry run first (what, how many, which engine) and does nothing until
 you press `y`. It runs the same code as the CLI command and is written to the audit log.
 
