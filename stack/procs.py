@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -135,10 +136,34 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) can be
+# taken as the source port of any outgoing connection before our server binds it (seen in
+# CI: the broker's management listener failed with eaddrinuse).
+_PORT_RANGE = (20000, 32000)
+_issued: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1", block: int = 1) -> int:
+    """The first of `block` consecutive ports that are free now and not issued before."""
+    rng = random.Random()
+    for _ in range(1000):
+        start = rng.randrange(_PORT_RANGE[0], _PORT_RANGE[1] - block)
+        ports = range(start, start + block)
+        if any(p in _issued for p in ports):
+            continue
+        if all(_bindable(host, p) for p in ports):
+            _issued.update(ports)
+            return start
+    raise RuntimeError(f"no {block} free consecutive port(s) in {_PORT_RANGE}")
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_until(

@@ -24,7 +24,7 @@ from stack.settings import Ports, StackSettings
 def free_ports() -> Ports:
     return Ports(
         **{f.name: procs.free_port() for f in dataclasses.fields(Ports) if f.name != "taker_base"},
-        taker_base=procs.free_port() - 1,
+        taker_base=procs.free_port(block=8) - 1,  # taker-N listens on taker_base + N
     )
 
 
