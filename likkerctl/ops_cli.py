@@ -139,9 +139,11 @@ def exact_counts(profile: Profile, rows: list[dict[str, Any]]) -> None:
             conn.close()
 
 
-def collect_status(profile: Profile, all_queues: bool = False) -> dict[str, Any]:
-    mgmt = rabbit.Management(profile, timeout=3)
-    nodes = [node_row(n) for n in mgmt.nodes()]
+def queue_rows(
+    profile: Profile, all_queues: bool = False, mgmt: rabbit.Management | None = None
+) -> list[dict[str, Any]]:
+    """The vhost's queues as rows: actions queue, DLQ, then by name; exact counts for those two."""
+    mgmt = mgmt or rabbit.Management(profile, timeout=3)
     queues = [
         queue_row(qd)
         for qd in mgmt.queues()
@@ -150,6 +152,13 @@ def collect_status(profile: Profile, all_queues: bool = False) -> dict[str, Any]
     order = {profile.actions_queue: 0, profile.dlq: 1}
     queues.sort(key=lambda r: (order.get(r["name"], 2), r["name"]))
     exact_counts(profile, [q for q in queues if q["name"] in order])
+    return queues
+
+
+def collect_status(profile: Profile, all_queues: bool = False) -> dict[str, Any]:
+    mgmt = rabbit.Management(profile, timeout=3)
+    nodes = [node_row(n) for n in mgmt.nodes()]
+    queues = queue_rows(profile, all_queues, mgmt)
     try:
         fleet: dict[str, Any] = {"takers": takers.command(profile, "status", timeout=1.0)}
     except CliError as exc:

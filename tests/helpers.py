@@ -72,6 +72,16 @@ class RunningStack:
         resp.raise_for_status()
         return int(resp.json()["post_id"])
 
+    def new_bot(self, owner_id: int, name: str | None = None) -> dict[str, Any]:
+        resp = self.http.post(
+            f"{self.settings.auth_url}/v1/users/{owner_id}/bots",
+            headers=self.admin,
+            json={"name": name} if name else None,
+            timeout=5,
+        )
+        resp.raise_for_status()
+        return dict(resp.json())
+
     def like(self, post_id: int, token: str, **kw: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
         return self.http.post(

@@ -217,7 +217,6 @@ class Dashboard(App[None]):
         self.sub_title = f"profile {backend.profile.name}"
         self.first_frame_at: float | None = None
         self.started_at = time.perf_counter()
-        self.render_seconds: list[float] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -298,9 +297,7 @@ class Dashboard(App[None]):
                     )
         else:
             part.error = error
-        started = time.perf_counter()
         self.render_part(name)
-        self.render_seconds.append(time.perf_counter() - started)
         if self.first_frame_at is None and all(p.at or p.error for p in self.parts.values()):
             self.first_frame_at = time.perf_counter() - self.started_at
 

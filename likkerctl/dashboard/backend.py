@@ -65,19 +65,9 @@ class LiveBackend:
         return [node_row(n) for n in rabbit.Management(self.profile, timeout=3).nodes()]
 
     def _queues(self) -> list[dict[str, Any]]:
-        from likkerctl import rabbit
-        from likkerctl.ops_cli import exact_counts, queue_row
+        from likkerctl.ops_cli import queue_rows
 
-        p = self.profile
-        rows = [
-            queue_row(q)
-            for q in rabbit.Management(p, timeout=3).queues()
-            if not (q.get("exclusive") or q.get("auto_delete"))
-        ]
-        order = {p.actions_queue: 0, p.dlq: 1}
-        rows.sort(key=lambda r: (order.get(r["name"], 2), r["name"]))
-        exact_counts(p, [r for r in rows if r["name"] in order])
-        return rows
+        return queue_rows(self.profile)
 
     def _forecast(self) -> dict[str, Any]:
         from likkerctl import disk

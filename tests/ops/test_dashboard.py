@@ -73,12 +73,7 @@ def test_block_the_selected_bot_from_the_dashboard(
 async def block_selected_bot(profile: Profile, ops_stack: RunningStack, cli: Cli) -> None:
     owner, author = ops_stack.new_user(), ops_stack.new_user()
     post = ops_stack.new_post(author["token"])
-    bot = ops_stack.http.post(
-        f"{ops_stack.settings.auth_url}/v1/users/{owner['user_id']}/bots",
-        headers=ops_stack.admin,
-        json={"name": "cycler"},
-        timeout=5,
-    ).json()
+    bot = ops_stack.new_bot(owner["user_id"], "cycler")
     for _ in range(30):
         assert ops_stack.like(post, bot["token"]).status_code == 202
     actor = f"bot:{bot['bot_id']}"

@@ -47,12 +47,7 @@ def test_block_bot_gets_403_at_the_gateway_then_unblock(cli: Cli, ops_stack: Run
     owner = ops_stack.new_user()
     author = ops_stack.new_user()
     post = ops_stack.new_post(author["token"])
-    bot = ops_stack.http.post(
-        f"{ops_stack.settings.auth_url}/v1/users/{owner['user_id']}/bots",
-        headers=ops_stack.admin,
-        json={"name": "liker"},
-        timeout=5,
-    ).json()
+    bot = ops_stack.new_bot(owner["user_id"], "liker")
     assert ops_stack.like(post, bot["token"]).status_code == 202
     run = cli("bots", "block", str(bot["bot_id"]), "--reason", "friday incident", "--yes", "--json")
     assert run.rc == 0, run.stderr

@@ -86,11 +86,7 @@ def test_blocked_bot_gets_403_from_the_next_request_and_nothing_is_enqueued(
     stack: RunningStack,
 ) -> None:
     owner = stack.new_user()
-    bot = stack.http.post(
-        f"{stack.settings.auth_url}/v1/users/{owner['user_id']}/bots",
-        headers=stack.admin,
-        timeout=5,
-    ).json()
+    bot = stack.new_bot(owner["user_id"])
     before, after = stack.new_post(owner["token"]), stack.new_post(owner["token"])
     assert stack.like(before, bot["token"]).status_code == 202  # token now cached at the gateway
     blocked = stack.http.post(
