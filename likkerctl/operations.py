@@ -178,7 +178,7 @@ def run_move(
 ) -> move.MoveResult:
     if plan["engine"] == "broker":
         assert plan["destination"] is not None
-        return move.move_broker(
+        result = move.move_broker(
             profile,
             plan["source"],
             plan["destination"],
@@ -186,10 +186,38 @@ def run_move(
             limit=plan["limit"],
             on_progress=on_progress,
         )
+        if pred is not None and not (result.error or result.interrupted):
+            sweep(profile, result, pred)
+        return result
     assert sink is not None
     return move.move_client(
         profile, plan["source"], sink, predicate=pred, limit=plan["limit"], on_progress=on_progress
     )
+
+
+def sweep(profile: Profile, result: move.MoveResult, pred: predicate.Predicate) -> None:
+    """After a selective broker move, one exact pass of likkerctl's consumer over the source.
+
+    The shovel moves the queue's length as it was when it started. Matching messages that
+    reach the source after that are left behind: ones a consumer was holding and returns
+    late (a paused taker's last deliveries), and ones whose acks RabbitMQ 3.10's quorum
+    queues dropped as the shovel stopped (they are in the destination and back in the
+    source). An offender's message left behind keeps cycling, so they are moved too
+    (at-least-once: the consumers store each request_id once).
+    """
+    extra = move.move_client(
+        profile, result.source, move.QueueSink(result.destination), predicate=pred
+    )
+    result.moved += extra.moved
+    result.kept = extra.kept
+    result.seconds += extra.seconds
+    result.notes.append(
+        f"sweep: {extra.moved:,} matching message(s) that reached the source after the "
+        f"shovel started moved by likkerctl's consumer ({extra.scanned:,} examined)"
+    )
+    if extra.error or extra.interrupted:
+        result.error = f"sweep: {extra.error or 'interrupted'}"
+        result.interrupted = extra.interrupted
 
 
 def move_summary(result: move.MoveResult, verb: str) -> str:
