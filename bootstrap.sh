@@ -94,6 +94,7 @@ cmd_test() {
   "$VENV/bin/ruff" format --check .
   log "mypy"
   "$VENV/bin/mypy"
+  "$VENV/bin/mypy" plugins/chat-notify/likkerctl_chat_notify
   log "pytest"
   "$VENV/bin/pytest" "$@"
 }

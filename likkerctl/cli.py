@@ -10,8 +10,10 @@ from rich.console import Console
 
 from likkerctl import __version__, ops_cli, stack_cli
 from likkerctl.dashboard import cli as dashboard_cli
-from likkerctl.errors import INTERRUPTED, CliError
+from likkerctl.errors import FAILED, INTERRUPTED, CliError
+from likkerctl.plugins import cli as plugins_cli
 from likkerctl.ui import AppState
+from likkerctl.webhook import cli as webhook_cli
 
 app = typer.Typer(
     help="On-call tool for the RabbitMQ-backed Likker likes pipeline.",
@@ -23,6 +25,8 @@ app = typer.Typer(
 app.add_typer(stack_cli.app, name="stack")
 ops_cli.register(app)
 app.command("dashboard")(dashboard_cli.dashboard)
+app.add_typer(webhook_cli.app, name="webhook")
+app.add_typer(plugins_cli.app, name="plugins")
 
 
 @app.callback()
@@ -48,9 +52,70 @@ def version() -> None:
     print(__version__)
 
 
+def builtin_names() -> set[str]:
+    names = {
+        c.name or (c.callback.__name__.replace("_", "-") if c.callback else "")
+        for c in app.registered_commands
+    }
+    return names | {g.name for g in app.registered_groups if g.name}
+
+
+def command_of(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """(command, --profile value, the command's args) from argv, past the global options."""
+    profile = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-p", "--profile"):
+            profile = argv[i + 1] if i + 1 < len(argv) else None
+            i += 2
+        elif arg.startswith("--profile="):
+            profile = arg.partition("=")[2]
+            i += 1
+        elif arg.startswith("-"):
+            return None, profile, []
+        else:
+            return arg, profile, argv[i + 1 :]
+    return None, profile, []
+
+
+def _plugins(argv: list[str], err: Console) -> tuple[int | None, set[str]]:
+    """Mount plugin commands when argv asks for one (or for help); run an executable plugin.
+
+    Returns (exit status if an executable ran, names of the Python plugin commands).
+    Built-in commands do not pay for the plugin scan.
+    """
+    import os
+
+    from likkerctl.plugins import registry
+    from likkerctl.plugins.run import mount_commands, run_executable
+    from likkerctl.profile import load_profile
+
+    builtin = builtin_names()
+    name, profile_name, args = command_of(argv)
+    if name in builtin:
+        return None, set()
+    infos = mount_commands(app, builtin)
+    mounted = {i.name for i in infos if i.status == "ok"}
+    if name is None or name in mounted:
+        return None, mounted
+    failed = next((i for i in infos if i.name == name), None)
+    if failed is not None:
+        raise CliError(f"plugin command {name!r} ({failed.source}) is broken: {failed.error}")
+    profile = load_profile(profile_name)
+    exe = registry.find_executable(name, profile.plugins_dir, os.environ.get("PATH", ""))
+    if exe is None:
+        return None, mounted  # click says "No such command"
+    return run_executable(profile, exe, args), mounted
+
+
 def main() -> None:
     err = Console(stderr=True)
+    plugin_commands: set[str] = set()
     try:
+        code, plugin_commands = _plugins(sys.argv[1:], err)
+        if code is not None:
+            sys.exit(code)
         # standalone_mode=False lets CliError reach us; click then returns exit codes.
         result = app(standalone_mode=False)
         sys.exit(result if isinstance(result, int) else 0)
@@ -63,13 +128,22 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        # typer 0.29 runs a vendored copy of click (typer._click), whose exceptions are not
+        # the `click` package's classes: recognise them by their shape.
+        code = getattr(exc, "exit_code", None)
+        if callable(getattr(exc, "show", None)) and isinstance(code, int):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(code)
+        if type(exc).__name__ == "Exit" and isinstance(code, int):
+            sys.exit(code)
+        if type(exc).__name__ == "Abort":
             sys.exit(INTERRUPTED)
+        name = command_of(sys.argv[1:])[0]
+        if name in plugin_commands:  # a plugin's bug is reported, not a traceback of ours
+            err.print(
+                f"[red]error:[/] plugin command {name!r} failed: {type(exc).__name__}: {exc}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(FAILED)
         raise

@@ -654,12 +654,19 @@ def audit_cmd(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20,
     command: Annotated[str | None, typer.Option(help="Only this command.")] = None,
+    alert: Annotated[
+        str | None,
+        typer.Option(
+            help="Only what the webhook did for this alert (fingerprint:startsAt, as in "
+            "`likkerctl webhook log`)."
+        ),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """What was done (and dry-run), when, by whom, with what result."""
     from likkerctl import audit
 
-    rows = audit.entries(state(ctx).profile.audit_url, limit, command)
+    rows = audit.entries(state(ctx).profile.audit_url, limit, command, alert)
     if json_out:
         emit_json({"entries": rows})
         return
@@ -670,7 +677,7 @@ def audit_cmd(
         counts = {k: v for k, v in r["counts"].items() if k in ("moved", "kept", "purged")}
         table.add_row(
             r["started_at"][:19].replace("T", " "),
-            f"{r['os_user']}@{r['profile']}",
+            f"{r['os_user']}@{r['profile']}" + ("\n(webhook)" if r["alert"] else ""),
             r["command"] + (" (dry run)" if r["dry_run"] else ""),
             ", ".join(f"{k}={v}" for k, v in r["params"].items()),
             r["result"] + (f": {r['error']}" if r["error"] else ""),

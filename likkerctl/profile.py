@@ -49,6 +49,9 @@ class Profile:
     audit_db_url: str | None = None
     # Likes store of the stack, for checks and reports (LIKKER_DB_URL).
     db_url: str | None = None
+    # Where `likkerctl-NAME` executable plugins are looked for before PATH
+    # (default: plugins/ beside the config file).
+    plugins_dir: str = ""
     # Where each value came from, for `config show`.
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -102,6 +105,7 @@ ENV = {
     "LIKKER_STATE_DIR": "state_dir",
     "LIKKER_AUDIT_DB_URL": "audit_db_url",
     "LIKKER_DB_URL": "db_url",
+    "LIKKER_PLUGINS_DIR": "plugins_dir",
 }
 
 
@@ -206,6 +210,8 @@ def load_profile(name: str | None = None, environ: Mapping[str, str] | None = No
             profile.mgmt_password = urllib.parse.unquote(parts.password or "")
             host = parts.netloc.rpartition("@")[2]
             profile.mgmt_url = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    if not profile.plugins_dir:
+        profile.plugins_dir = str(path.parent / "plugins")
     for key in ("amqp_url", "mgmt_url"):
         if not getattr(profile, key):
             raise ConfigError(

@@ -94,15 +94,31 @@ def up(
             show_default=False,
         ),
     ] = None,
+    webhook_mode: Annotated[
+        str,
+        typer.Option(help="The webhook's runbooks: observe (dry runs, recorded) or enforce (act)."),
+    ] = "observe",
+    runbooks: Annotated[
+        Path | None,
+        typer.Option(help="Runbook file for the webhook (default: built-in).", show_default=False),
+    ] = None,
     state_dir: StateDir = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Start RabbitMQ, Prometheus, Alertmanager, auth, likes, gateway and takers; wait for health.
+    """Start RabbitMQ, Prometheus, Alertmanager, the services, takers and the webhook; wait.
+
+    The webhook runs the built-in runbooks in observe mode unless --webhook-mode enforce.
 
     Running it again is harmless: parts already running are kept with their settings.
     """
     if retry_policy not in RETRY_POLICIES:
         raise CliError(f"--retry-policy must be one of {', '.join(RETRY_POLICIES)}", USAGE)
+    if webhook_mode not in ("observe", "enforce"):
+        raise CliError("--webhook-mode must be observe or enforce", USAGE)
+    if runbooks is not None:
+        from likkerctl.webhook.cli import load_runbooks
+
+        load_runbooks(runbooks)  # a bad file fails here, not in the webhook's log
     ports = Ports(
         **{f.name: getattr(Ports(), f.name) + port_offset for f in dataclasses.fields(Ports)}
     )
@@ -113,6 +129,8 @@ def up(
         retry_policy=retry_policy,  # type: ignore[arg-type]
         taker_rate=taker_rate,
         disk_headroom_bytes=parse_size(disk_headroom) if disk_headroom else None,
+        webhook_mode=webhook_mode,
+        webhook_runbooks=str(runbooks.resolve()) if runbooks else None,
     )
     try:
         settings, rows = supervisor.up(settings, echo=lambda m: err.print(f"[dim]{m}[/]"))

@@ -33,6 +33,7 @@ def _engine_for(url: str) -> Engine:
     if url not in _engines:
         # Importing the models registers their tables on Base.metadata.
         from likkerctl import audit, sampler  # noqa: F401
+        from likkerctl.webhook import ledger  # noqa: F401
 
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

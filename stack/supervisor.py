@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -104,7 +105,25 @@ def parts(settings: StackSettings) -> list[Part]:
         result.append(
             Part(taker_id, [py, "-m", "stack.taker", cfg, taker_id], [port], _taker_ready(url), url)
         )
+    result.append(webhook_part(settings))
     return result
+
+
+def webhook_part(settings: StackSettings) -> Part:
+    """likkerctl's own webhook, on the local profile of this very stack."""
+    argv = [
+        sys.executable, "-m", "likkerctl", "webhook", "serve",
+        "--host", settings.listen_host,
+        "--port", str(settings.ports.webhook),
+        "--token-file", str(settings.webhook_token_file),
+        "--mode", settings.webhook_mode,
+    ]  # fmt: skip
+    if settings.webhook_runbooks:
+        argv += ["--runbooks", settings.webhook_runbooks]
+    # The child's whole environment: the caller's, pinned to this stack's local profile.
+    env = {**os.environ, "LIKKER_PROFILE": "local", "LIKKER_STATE_DIR": str(settings.state_dir)}
+    url = settings.webhook_url
+    return Part("webhook", argv, [settings.ports.webhook], _healthz(url), url, env=env)
 
 
 def missing_binaries() -> list[str]:

@@ -54,11 +54,12 @@ def test_compose_runs_every_part_with_files_that_exist() -> None:
         "auth",
         "likes",
         "gateway",
+        "webhook",
         *settings.taker_ids,
     }
     assert wanted <= set(services)
     # Every hostname the services are told to use is a compose service.
-    assert set(settings.hosts.values()) - {"webhook"} <= set(services)
+    assert set(settings.hosts.values()) <= set(services)
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
@@ -70,6 +71,16 @@ def test_compose_runs_every_part_with_files_that_exist() -> None:
             assert module.with_suffix(".py").exists() or (module / "__main__.py").exists(), cmd
             if name.startswith("taker-"):
                 assert cmd[2] == name
+        if cmd and cmd[0] == "likkerctl":
+            # The webhook's command line is one the CLI accepts.
+            from typer.testing import CliRunner
+
+            from likkerctl.cli import app
+
+            help_run = CliRunner().invoke(app, [*cmd[1:3], "--help"])
+            assert help_run.exit_code == 0, help_run.output
+            for option in (a for a in cmd[3:] if a.startswith("--")):
+                assert option in help_run.output, (name, option)
 
 
 @pytest.mark.parametrize("path", ["stack/compose/prometheus.yml"])

@@ -1,0 +1,1 @@
+"""`likkerctl webhook serve`: the Alertmanager receiver that runs runbooks (likkerctl.runbooks)."""
