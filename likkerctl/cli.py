@@ -79,7 +79,7 @@ def command_of(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
     return None, profile, []
 
 
-def _plugins(argv: list[str], err: Console) -> tuple[int | None, set[str]]:
+def _plugins(argv: list[str]) -> tuple[int | None, set[str]]:
     """Mount plugin commands when argv asks for one (or for help); run an executable plugin.
 
     Returns (exit status if an executable ran, names of the Python plugin commands).
@@ -113,7 +113,7 @@ def main() -> None:
     err = Console(stderr=True)
     plugin_commands: set[str] = set()
     try:
-        code, plugin_commands = _plugins(sys.argv[1:], err)
+        code, plugin_commands = _plugins(sys.argv[1:])
         if code is not None:
             sys.exit(code)
         # standalone_mode=False lets CliError reach us; click then returns exit codes.
