@@ -47,9 +47,11 @@ def test_status_json_lists_every_part_with_pid_url_and_health(stack: RunningStac
         "likes",
         "gateway",
         "taker-1",
+        "webhook",
     }
     assert all(p["healthy"] and p["pid"] for p in parts.values())
     assert parts["gateway"]["url"] == stack.settings.gateway_url
+    assert parts["webhook"]["url"] == stack.settings.webhook_url
     assert doc["admin_token_file"] == str(stack.settings.admin_token_file)
     assert f":{stack.settings.rabbit_password}@" not in doc["amqp_url"]
     assert ":***@" in doc["amqp_url"]
