@@ -674,16 +674,31 @@ def audit_cmd(
     for col in ("when", "who", "command", "params", "result", "counts"):
         table.add_column(col)
     for r in rows:
-        counts = {k: v for k, v in r["counts"].items() if k in ("moved", "kept", "purged")}
         table.add_row(
             r["started_at"][:19].replace("T", " "),
             f"{r['os_user']}@{r['profile']}" + ("\n(webhook)" if r["alert"] else ""),
             r["command"] + (" (dry run)" if r["dry_run"] else ""),
             ", ".join(f"{k}={v}" for k, v in r["params"].items()),
             r["result"] + (f": {r['error']}" if r["error"] else ""),
-            ", ".join(f"{k}={v}" for k, v in counts.items()),
+            _audit_counts(r),
         )
     out.print(table)
+
+
+def _audit_counts(row: dict[str, Any]) -> str:
+    """The figures worth a glance: moved/kept/purged, what a dry run would have done, and
+    what a runbook step found."""
+    counts = row["counts"]
+    bits = [f"{k}={counts[k]}" for k in ("moved", "kept", "purged") if k in counts]
+    plan = counts.get("plan")
+    if row["dry_run"] and isinstance(plan, dict) and plan.get("summary"):
+        bits.append(f"would: {plan['summary']}")
+    if isinstance(counts.get("offenders"), list):
+        found = ", ".join(str(o.get("actor")) for o in counts["offenders"])
+        bits.append(f"offenders: {found or 'none'}")
+    if counts.get("outcome"):
+        bits.append(f"outcome: {counts['outcome']}")
+    return "; ".join(bits)
 
 
 config_app = typer.Typer(help="Profiles and where they come from.", no_args_is_help=True)

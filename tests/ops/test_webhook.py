@@ -184,6 +184,10 @@ def test_observe_is_the_default_and_records_dry_runs(
         assert done["outcome"] == "observed", done
         rows = {e["command"]: e for e in hook.audit(key_of(a))}
         assert rows["takers pause"]["dry_run"] is True
+        table = cli("audit", "--alert", key_of(a), env={"LIKKER_AUDIT_DB_URL": hook.audit_url})
+        assert "takers pause (dry run)" in table.stdout
+        assert "would: Pause 2 taker(s)" in table.stdout
+        assert "offenders: none" in table.stdout and "outcome: observed" in table.stdout
     # The takers were not paused.
     status = cli("takers", "status", "--json")
     assert all(t["state"] == "running" for t in status.json["takers"]), status.stdout
