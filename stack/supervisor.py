@@ -120,8 +120,10 @@ def webhook_part(settings: StackSettings) -> Part:
     ]  # fmt: skip
     if settings.webhook_runbooks:
         argv += ["--runbooks", settings.webhook_runbooks]
-    # The child's whole environment: the caller's, pinned to this stack's local profile.
-    env = {**os.environ, "LIKKER_PROFILE": "local", "LIKKER_STATE_DIR": str(settings.state_dir)}
+    # The caller's environment without its LIKKER_* overrides (an operator's shell may point
+    # likkerctl at another cluster), pinned to this stack's local profile.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIKKER_")}
+    env |= {"LIKKER_PROFILE": "local", "LIKKER_STATE_DIR": str(settings.state_dir)}
     url = settings.webhook_url
     return Part("webhook", argv, [settings.ports.webhook], _healthz(url), url, env=env)
 
