@@ -42,6 +42,14 @@ class Performed:
     result: dict[str, Any] | None  # None for a dry run
     audit_id: int
 
+    @property
+    def summary(self) -> str:
+        """One line for people: what was done, or for a dry run what would have been."""
+        if self.result is None:
+            planned = str(self.plan["summary"])
+            return f"would {planned[:1].lower()}{planned[1:]}"
+        return str(self.result["summary"])
+
 
 def perform(
     profile: Profile,

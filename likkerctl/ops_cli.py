@@ -370,10 +370,6 @@ def top(
 
 
 # -- moves --------------------------------------------------------------------------
-def _first_lower(text: str) -> str:
-    return text[:1].lower() + text[1:]
-
-
 def _perform(
     ctx: typer.Context,
     op: operations.Operation,
@@ -400,7 +396,7 @@ def _perform(
         if json_out:
             emit_json({"dry_run": True, **done.plan})
         else:
-            out.print(f"dry run: would {_first_lower(done.plan['summary'])}")
+            out.print(f"dry run: {done.summary}")
     return done.result
 
 

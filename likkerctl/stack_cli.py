@@ -20,6 +20,7 @@ from rich.table import Table
 from likkerctl import contract
 from likkerctl.config import default_state_dir
 from likkerctl.errors import CONFLICT, FAILED, NOT_FOUND, UNREACHABLE, USAGE, CliError
+from likkerctl.runbooks.context import MODES
 from stack import supervisor
 from stack.settings import RETRY_POLICIES, Ports, StackSettings
 
@@ -113,8 +114,8 @@ def up(
     """
     if retry_policy not in RETRY_POLICIES:
         raise CliError(f"--retry-policy must be one of {', '.join(RETRY_POLICIES)}", USAGE)
-    if webhook_mode not in ("observe", "enforce"):
-        raise CliError("--webhook-mode must be observe or enforce", USAGE)
+    if webhook_mode not in MODES:
+        raise CliError(f"--webhook-mode must be {' or '.join(MODES)}", USAGE)
     if runbooks is not None:
         from likkerctl.webhook.cli import load_runbooks
 

@@ -36,12 +36,13 @@ class PluginInfo:
         }
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+def first_line(text: object) -> str:
+    """The first line of a docstring or message ("" for anything else)."""
+    return text.strip().splitlines()[0] if isinstance(text, str) and text.strip() else ""
 
 
 def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_first_line(str(exc)) or 'no message'}"
+    return f"{type(exc).__name__}: {first_line(str(exc)) or 'no message'}"
 
 
 def entry_points(group: str) -> list[PluginInfo]:
@@ -85,7 +86,7 @@ def load_steps(builtin: Mapping[str, Any]) -> tuple[dict[str, Any], list[PluginI
         except Exception as exc:
             info.status, info.error = "failed", _error(exc)
             continue
-        info.description = _first_line(getattr(step, "description", ""))
+        info.description = first_line(getattr(step, "description", ""))
         steps[step.name] = step
     return steps, infos
 

@@ -12,7 +12,13 @@ import typer
 
 from likkerctl import __version__
 from likkerctl.errors import FAILED, CliError
-from likkerctl.plugins.registry import COMMANDS_GROUP, PluginInfo, entry_points, mark_taken
+from likkerctl.plugins.registry import (
+    COMMANDS_GROUP,
+    PluginInfo,
+    entry_points,
+    first_line,
+    mark_taken,
+)
 from likkerctl.profile import Profile
 
 CONTEXT_VERSION = 1
@@ -69,15 +75,11 @@ def mount_commands(app: typer.Typer, builtin_names: set[str]) -> list[PluginInfo
         obj = info.obj
         if isinstance(obj, typer.Typer):
             app.add_typer(obj, name=info.name)
-            info.description = _first_doc(obj.info.help)
+            info.description = first_line(obj.info.help)
         elif callable(obj):
             app.command(info.name)(obj)
-            info.description = _first_doc(obj.__doc__)
+            info.description = first_line(obj.__doc__)
         else:
             info.status = "failed"
             info.error = f"not a typer.Typer or a function: {type(obj).__name__}"
     return infos
-
-
-def _first_doc(text: Any) -> str:
-    return str(text).strip().splitlines()[0] if isinstance(text, str) and text.strip() else ""

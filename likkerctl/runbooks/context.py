@@ -29,6 +29,7 @@ class Param:
     kind: type  # int, float, str, bool or list (of strings)
     default: Any = REQUIRED
     help: str = ""
+    choices: tuple[str, ...] = ()  # a str parameter's allowed values, when limited
 
 
 @dataclass

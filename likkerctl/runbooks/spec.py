@@ -115,6 +115,10 @@ def _check_value(where: str, name: str, param: Param, value: Any) -> Any:
         raise RunbookError(f"{where}: {name} must be an integer, not {value!r}")
     if not isinstance(value, kind):
         raise RunbookError(f"{where}: {name} must be {kind.__name__}, not {value!r}")
+    if param.choices and value not in param.choices:
+        raise RunbookError(
+            f"{where}: {name} must be one of {', '.join(param.choices)}, not {value!r}"
+        )
     if isinstance(value, str):
         try:
             render(value, sample_vars())
@@ -153,8 +157,6 @@ def _step(where: str, raw: Any, steps: Mapping[str, Step]) -> StepSpec:
             if param.default is REQUIRED:
                 raise RunbookError(f"{where}: step {name!r} needs {key!r}: {param.help}")
             params[key] = param.default
-    if name == "find-offenders" and params.get("if_none") not in ("escalate", "stop"):
-        raise RunbookError(f"{where}: if_none must be escalate or stop")
     return StepSpec(name, when, params)
 
 

@@ -33,7 +33,9 @@ class FindOffenders:
         "min_messages": Param(int, 10, "ignore actors with fewer cycling messages"),
         "max_actors": Param(int, 3, "more qualifying actors than this: act on none, escalate"),
         "bots_only": Param(bool, True, "only bots are acted on (humans are left to people)"),
-        "if_none": Param(str, "escalate", "escalate or stop when nobody qualifies"),
+        "if_none": Param(
+            str, "escalate", "escalate or stop when nobody qualifies", ("escalate", "stop")
+        ),
     }
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> StepResult:
@@ -84,19 +86,13 @@ def _offender_bots(ctx: RunContext) -> list[int]:
     return [o["bot"] for o in ctx.state.get("offenders", []) if o.get("bot") is not None]
 
 
-def _summary(ctx: RunContext, done: operations.Performed) -> str:
-    if done.result is None:
-        return "would " + done.plan["summary"][:1].lower() + done.plan["summary"][1:]
-    return str(done.result["summary"])
-
-
 def _outcome(ctx: RunContext, done: operations.Performed) -> StepResult:
     """A step's result from its operation's: failed when the operation says so."""
     result = done.result or {}
     if result.get("error") or result.get("interrupted"):
         problem = result.get("error") or "interrupted"
         return StepResult("failed", f"{result.get('summary')}: {problem}", result)
-    return StepResult("ok", _summary(ctx, done), result or done.plan)
+    return StepResult("ok", done.summary, result or done.plan)
 
 
 class BlockBots:
@@ -118,7 +114,7 @@ class BlockBots:
         for bot_id in bots:
             try:
                 done = ctx.perform(operations.BotCommand("block", bot_id, params["reason"]))
-                lines.append(_summary(ctx, done))
+                lines.append(done.summary)
             except Exception as exc:  # the others are still blocked; the run escalates
                 failed.append(f"bot {bot_id}: {exc}")
         if failed:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from likkerctl.errors import CONFLICT, USAGE, CliError
 from likkerctl.runbooks import spec
+from likkerctl.runbooks.context import MODES
 from likkerctl.ui import JsonOut, emit_json, err, out, state
 
 app = typer.Typer(help="The Alertmanager receiver that runs runbooks.", no_args_is_help=True)
@@ -95,8 +96,8 @@ def serve(
     profile = state(ctx).profile
     book, steps, infos = load_runbooks(runbooks)
     chosen = mode or book.mode or "observe"
-    if chosen not in ("observe", "enforce"):
-        raise CliError("--mode must be observe or enforce", USAGE)
+    if chosen not in MODES:
+        raise CliError(f"--mode must be {' or '.join(MODES)}", USAGE)
     token = _token(token_file, profile.state_path)
     from stack.procs import port_in_use
 
