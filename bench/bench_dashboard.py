@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from likkerctl.dashboard.app import Dashboard
-from likkerctl.dashboard.backend import PARTS, RecordedBackend
+from likkerctl.tui.app import Dashboard
+from likkerctl.tui.backend import PARTS, RecordedBackend
 
 RECORDING = Path(__file__).resolve().parents[1] / "tests/dashboard/recordings/friday.json"
 

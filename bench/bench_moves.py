@@ -34,8 +34,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from likkerctl import move, predicate
-from likkerctl.profile import Profile
+from likkerctl.core import move
+from likkerctl.core.messages import predicate
+from likkerctl.core.profile import Profile
 from tests.helpers import RunningStack, drain_ids, fill_queue, start_stack
 
 BOT = 4242

@@ -24,7 +24,7 @@ import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from likkerctl import contract
+from likkerctl.core import contract
 from tests.helpers import RunningStack, start_stack
 
 

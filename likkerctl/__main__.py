@@ -1,3 +1,3 @@
-from likkerctl.cli import main
+from likkerctl.cli.main import main
 
 main()

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from likkerctl.core.contract.ports import port_in_use as port_in_use
+
 
 @dataclass
 class ProcRecord:
@@ -124,16 +126,6 @@ def stop(rec: ProcRecord, *, timeout: float = 15.0, sig: int = signal.SIGTERM) -
             break
         time.sleep(0.1)
     return was_running
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 # Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) can be

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from likkerctl import contract
+from likkerctl.core import contract
 
 # Stack-internal: the auth service announces bot blocks here so gateways drop cached tokens.
 AUTH_EVENTS_EXCHANGE = "likker.auth.events"

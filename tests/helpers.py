@@ -218,7 +218,7 @@ def fill_queue(
 
     Every `bot_every`-th message comes from bot `bot_id` (0: none). Returns message id → bot.
     """
-    from likkerctl import contract
+    from likkerctl.core import contract
 
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     ch = conn.channel()

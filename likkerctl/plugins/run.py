@@ -11,7 +11,8 @@ from typing import Any
 import typer
 
 from likkerctl import __version__
-from likkerctl.errors import FAILED, CliError
+from likkerctl.core.errors import Failed
+from likkerctl.core.profile import Profile
 from likkerctl.plugins.registry import (
     COMMANDS_GROUP,
     PluginInfo,
@@ -19,7 +20,6 @@ from likkerctl.plugins.registry import (
     first_line,
     mark_taken,
 )
-from likkerctl.profile import Profile
 
 CONTEXT_VERSION = 1
 
@@ -45,8 +45,8 @@ def run_executable(profile: Profile, plugin: PluginInfo, args: list[str]) -> int
     try:
         proc = subprocess.Popen([plugin.source, *args], stdin=subprocess.PIPE)
     except OSError as exc:
-        raise CliError(
-            f"plugin {plugin.source} could not be started: {exc.strerror or exc}", FAILED
+        raise Failed(
+            f"plugin {plugin.source} could not be started: {exc.strerror or exc}",
         ) from exc
     try:
         assert proc.stdin is not None
@@ -61,7 +61,7 @@ def run_executable(profile: Profile, plugin: PluginInfo, args: list[str]) -> int
         proc.wait()
         raise
     if code < 0:
-        raise CliError(f"plugin {plugin.source} was killed by {signal.Signals(-code).name}", FAILED)
+        raise Failed(f"plugin {plugin.source} was killed by {signal.Signals(-code).name}")
     return code
 
 

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from likkerctl import operations
-from likkerctl.profile import Profile
+from likkerctl.core import operations
+from likkerctl.core.profile import Profile
 
 Mode = Literal["observe", "enforce"]
 MODES: tuple[str, ...] = ("observe", "enforce")
@@ -74,7 +74,7 @@ class RunContext:
     @contextmanager
     def record(self, command: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """An audit row for a step that is not a CLI operation (yields its counts)."""
-        from likkerctl import audit
+        from likkerctl.store import audit
 
         with audit.audited(
             self.profile.audit_url,

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from likkerctl.errors import USAGE, CliError
+from likkerctl.core.errors import InvalidInput
 from likkerctl.runbooks.context import MODES, REQUIRED, Param, Step, render, sample_vars
 
 WHEN = ("ok", "escalated", "always")
@@ -33,9 +33,8 @@ RUNBOOK_KEYS = {"description", "alerts", "target", "steps"}
 STEP_KEYS = {"step", "when"}
 
 
-class RunbookError(CliError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, USAGE)
+class RunbookError(InvalidInput):
+    """A runbook file that cannot be run as written; the message names the place."""
 
 
 @dataclass(frozen=True)

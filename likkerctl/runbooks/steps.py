@@ -9,10 +9,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-
-from likkerctl import operations
-from likkerctl.forecast import humanize
+from likkerctl.core import operations
+from likkerctl.core.clients import alertmanager
+from likkerctl.core.messages import sampling
+from likkerctl.core.readable import humanize
 from likkerctl.runbooks import offenders
 from likkerctl.runbooks.context import Param, RunContext, Step, StepResult
 
@@ -39,8 +39,6 @@ class FindOffenders:
     }
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> StepResult:
-        from likkerctl import sample
-
         t = offenders.Thresholds(
             min_deliveries=params["min_deliveries"],
             min_refusal_share=params["min_refusal_share"],
@@ -49,7 +47,7 @@ class FindOffenders:
             bots_only=params["bots_only"],
         )
         with ctx.record(self.name, params) as counts:
-            msgs = sample.sample(ctx.profile, params["queue"], params["sample"])
+            msgs = sampling.sample(ctx.profile, params["queue"], params["sample"])
             stats = offenders.actor_stats(msgs, t.min_deliveries)
             choice = offenders.choose(stats, t)
             found = [s.as_json() for s in choice.selected]
@@ -227,12 +225,12 @@ class VerifyForecast:
     }
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> StepResult:
-        from likkerctl import disk
+        from likkerctl.core.disk import sources  # numpy: only when a forecast is checked
 
         began = time.monotonic()
         with ctx.record(self.name, params) as counts:
             if ctx.dry_run:
-                fc = disk.forecast_all(ctx.profile, params["source"], 600.0).as_json()
+                fc = sources.forecast_all(ctx.profile, params["source"], 600.0).as_json()
                 counts.update(forecast=fc["answer"])
                 return StepResult(
                     "ok", f"observe: not waiting; the forecast now: {_describe(fc['answer'])}"
@@ -241,7 +239,7 @@ class VerifyForecast:
             checks = 0
             while True:
                 window = params["window_s"] or max(15.0, time.monotonic() - began)
-                fc = disk.forecast_all(ctx.profile, params["source"], window).as_json()
+                fc = sources.forecast_all(ctx.profile, params["source"], window).as_json()
                 checks += 1
                 counts.update(forecast=fc["answer"], checks=checks, window_s=round(window, 1))
                 if recovered(fc["answer"], params["horizon_s"]):
@@ -304,10 +302,10 @@ class Escalate:
                 return StepResult(
                     "ok", f"no alertmanager_url in the profile; recorded only: {params['summary']}"
                 )
-            resp = requests.post(f"{url}/api/v2/alerts", json=[alert], timeout=5)
-            if resp.status_code >= 300:
-                counts.update(error=f"Alertmanager answered {resp.status_code}")
-                return StepResult("failed", f"Alertmanager answered {resp.status_code}")
+            status = alertmanager.post_alert(url, alert)
+            if status >= 300:
+                counts.update(error=f"Alertmanager answered {status}")
+                return StepResult("failed", f"Alertmanager answered {status}")
         return StepResult("ok", f"paged through {url}: {params['summary']}")
 
 

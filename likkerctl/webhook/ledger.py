@@ -10,64 +10,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, UniqueConstraint, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from likkerctl.store import Base, engine_for
+from likkerctl.store.engine import engine_for
+from likkerctl.store.models import ReceivedAlert
 
 if TYPE_CHECKING:  # pydantic only where payloads are parsed, not for every audit write
     from likkerctl.webhook.payload import Alert
 
 # Outcomes of a received alert.
 QUEUED, RUNNING = "queued", "running"
-
-
-class ReceivedAlert(Base):
-    __tablename__ = "webhook_alerts"
-    __table_args__ = (UniqueConstraint("alert_key", "status"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    alert_key: Mapped[str] = mapped_column(String(200), index=True)
-    status: Mapped[str] = mapped_column(String(20))  # firing | resolved
-    alertname: Mapped[str] = mapped_column(String(200))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
-    group_key: Mapped[str] = mapped_column(String(1000))
-    runbook: Mapped[str | None] = mapped_column(String(200))
-    mode: Mapped[str | None] = mapped_column(String(20))
-    outcome: Mapped[str] = mapped_column(String(20))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "received_at": _iso(self.received_at),
-            "finished_at": _iso(self.finished_at),
-            "seconds": (
-                round((self.finished_at - self.received_at).total_seconds(), 3)
-                if self.finished_at and self.received_at
-                else None
-            ),
-            "alert": self.alert_key,
-            "status": self.status,
-            "alertname": self.alertname,
-            "labels": self.labels,
-            "group_key": self.group_key,
-            "runbook": self.runbook,
-            "mode": self.mode,
-            "outcome": self.outcome,
-            "detail": self.detail,
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    # SQLite hands back naive datetimes; they were written in UTC.
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 class Ledger:

@@ -21,14 +21,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from likkerctl.profile import Profile
+from likkerctl.core.contract.http import bearer_token, create_base_app, error_response
+from likkerctl.core.profile import Profile
 from likkerctl.runbooks import engine
 from likkerctl.runbooks.context import AlertInfo, Mode, RunContext, Step, render
 from likkerctl.runbooks.spec import Runbook, RunbookSet
 from likkerctl.webhook import ledger as ledger_mod
 from likkerctl.webhook.limits import RateLimiter, TargetLocks
 from likkerctl.webhook.payload import Alert, Notification, PayloadError, parse
-from stack.http import bearer_token, create_base_app, error_response
 
 log = logging.getLogger("likkerctl.webhook")
 

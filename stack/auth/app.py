@@ -18,9 +18,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from likkerctl.core.contract.http import ApiError, bearer_token, create_base_app
 from stack.auth.models import Ban, Base, Bot, Token, User, token_digest
 from stack.db import make_engine
-from stack.http import ApiError, bearer_token, create_base_app
 from stack.topology import AUTH_EVENTS_EXCHANGE
 
 log = logging.getLogger("likker.auth")

@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
+from likkerctl.core.contract.http import serve
 from stack.gateway.app import GatewaySettings, create_app
-from stack.http import serve
 from stack.settings import StackSettings
 
 settings = StackSettings.load(Path(sys.argv[1]))

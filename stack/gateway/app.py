@@ -19,10 +19,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from likkerctl import contract
+from likkerctl.core import contract
+from likkerctl.core.contract.http import ApiError, bearer_token, create_base_app
 from stack.gateway.principals import AuthUnavailable, BlockEventListener, Principal, PrincipalCache
 from stack.gateway.publisher import BrokerUnavailable, ConfirmPublisher
-from stack.http import ApiError, bearer_token, create_base_app
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from stack.http import serve
+from likkerctl.core.contract.http import serve
 from stack.likes.app import LikesSettings, create_app
 from stack.settings import StackSettings
 

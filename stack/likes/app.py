@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from likkerctl.contract import ContractError, parse_like
+from likkerctl.core.contract import ContractError, parse_like
+from likkerctl.core.contract.http import ApiError, create_base_app
 from stack.db import make_engine
-from stack.http import ApiError, create_base_app
 from stack.likes.store import LikesStore
 
 

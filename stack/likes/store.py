@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from likkerctl.contract import LikeMessage
+from likkerctl.core.contract import LikeMessage
 
 
 def _now() -> datetime:

@@ -31,7 +31,7 @@ import requests
 from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 
-from likkerctl import contract
+from likkerctl.core import contract
 from stack import topology
 from stack.taker.policy import Kind, classify_status, decide
 

@@ -15,8 +15,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from likkerctl.dashboard.app import ActionScreen, Dashboard
-from likkerctl.dashboard.backend import RecordedBackend
+from likkerctl.tui.app import ActionScreen, Dashboard
+from likkerctl.tui.backend import RecordedBackend
 
 RECORDINGS = Path(__file__).parent / "recordings"
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable
 
-from likkerctl.dashboard.app import ActionScreen, Dashboard
-from likkerctl.dashboard.backend import LiveBackend
-from likkerctl.profile import Profile, load_profile
+from likkerctl.core.profile import Profile, load_profile
+from likkerctl.tui.app import ActionScreen, Dashboard
+from likkerctl.tui.backend import LiveBackend
 from tests.helpers import RunningStack, wait_for
 from tests.ops.conftest import Cli
 from tests.ops.test_fleet import consumers

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from likkerctl import contract, rabbit
+from likkerctl.core import contract
+from likkerctl.core.clients import rabbit
 from stack import broker
 from tests.helpers import RunningStack, fill_queue, free_ports, wait_for
 from tests.ops.conftest import Cli, depth

@@ -13,8 +13,8 @@ from pathlib import Path
 import pika
 import pytest
 
-from likkerctl import contract
-from likkerctl.archive import read_archive
+from likkerctl.core import contract
+from likkerctl.core.messages.archive import read_archive
 from tests.helpers import RunningStack, drain_ids, fill_queue, wait_for
 from tests.ops.conftest import Cli, depth
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from likkerctl import sampler as disk_sampler
-from likkerctl.forecast import forecast
-from likkerctl.profile import Profile
+from likkerctl.core.disk import sampler as disk_sampler
+from likkerctl.core.disk.forecast import forecast
+from likkerctl.core.profile import Profile
 from likkerctl.runbooks.steps import recovered
 from tests.conftest import stack_fixture
 from tests.helpers import RunningStack, drain_ids, free_ports, wait_for

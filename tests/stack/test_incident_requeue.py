@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from likkerctl import contract
+from likkerctl.core import contract
 from tests.conftest import stack_fixture
 from tests.helpers import RunningStack, wait_for
 

@@ -12,7 +12,7 @@ from collections import Counter
 import pika
 import pytest
 
-from likkerctl import contract
+from likkerctl.core import contract
 from tests.conftest import stack_fixture
 from tests.helpers import RunningStack, wait_for
 

@@ -75,7 +75,7 @@ def test_compose_runs_every_part_with_files_that_exist() -> None:
             # The webhook's command line is one the CLI accepts.
             from typer.testing import CliRunner
 
-            from likkerctl.cli import app
+            from likkerctl.cli.main import app
 
             help_run = CliRunner().invoke(app, [*cmd[1:3], "--help"])
             assert help_run.exit_code == 0, help_run.output

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from likkerctl import contract
+from likkerctl.core import contract
 
 
 def test_new_like_carries_headers_for_routing_without_x_prefix() -> None:

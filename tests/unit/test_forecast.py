@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from likkerctl.forecast import Forecast, Sample, forecast, humanize, theil_sen
+from likkerctl.core.disk.forecast import Forecast, Sample, forecast, theil_sen
+from likkerctl.core.readable import humanize
 
 LIMIT = 50e6
 

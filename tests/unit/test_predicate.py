@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from likkerctl import contract
-from likkerctl.errors import USAGE
-from likkerctl.predicate import PredicateError, parse
+from likkerctl.cli.errors import USAGE, exit_code
+from likkerctl.core import contract
+from likkerctl.core.messages.predicate import PredicateError, parse
 
 BOT_MSG = {contract.H_BOT: 42, contract.H_USER: 7, contract.H_POST: 3, contract.H_ACTION: "like"}
 HUMAN_MSG = {contract.H_USER: 7, contract.H_POST: 4, contract.H_ACTION: "like"}
@@ -109,7 +109,7 @@ def test_errors_point_at_the_problem(text: str, column: int, says: str) -> None:
         parse(text)
     message = str(info.value)
     assert says in message and f"column {column}" in message
-    assert info.value.code == USAGE
+    assert exit_code(info.value) == USAGE
     # The caret sits under the column named.
     _, shown, caret = message.splitlines()
     assert caret.index("^") - 2 == column - 1 and shown.strip() == text.strip()

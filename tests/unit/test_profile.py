@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from likkerctl.errors import USAGE
-from likkerctl.profile import ConfigError, load_profile, redact_url
+from likkerctl.cli.errors import USAGE, exit_code
+from likkerctl.core.profile import ConfigError, load_profile, redact_url
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -99,7 +99,7 @@ def test_bad_config_files_are_usage_errors(tmp_path: Path, text: str, says: str)
     write_config(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_profile(environ=env_for(tmp_path))
-    assert says in str(info.value) and info.value.code == USAGE
+    assert says in str(info.value) and exit_code(info.value) == USAGE
 
 
 def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from likkerctl.profile import Profile
+from likkerctl.cli.errors import exit_code
+from likkerctl.core.profile import Profile
 from likkerctl.runbooks import engine, offenders, spec
 from likkerctl.runbooks.context import AlertInfo, Param, RunContext, StepResult, render
 from likkerctl.runbooks.steps import builtin, recovered
@@ -23,7 +24,7 @@ def parse(text: str) -> spec.RunbookSet:
 def error(text: str) -> str:
     with pytest.raises(spec.RunbookError) as exc:
         parse(text)
-    assert exc.value.code == 2
+    assert exit_code(exc.value) == 2
     return str(exc.value)
 
 

@@ -13,22 +13,21 @@ from typing import Annotated, Any
 import requests
 import typer
 
-from likkerctl.errors import USAGE, CliError
-from likkerctl.runbooks.context import Param, RunContext, StepResult
+from likkerctl.sdk import Failed, InvalidInput, Param, RunContext, StepResult
 
 TIMEOUT_S = 5.0
 
 
 def webhook_url(url: str, url_file: str) -> str:
     if bool(url) == bool(url_file):
-        raise CliError("give exactly one of url and url_file", USAGE)
+        raise InvalidInput("give exactly one of url and url_file")
     if url_file:
         try:
             url = Path(url_file).expanduser().read_text().strip()
         except OSError as exc:
-            raise CliError(f"cannot read {url_file}: {exc.strerror}", USAGE) from exc
+            raise InvalidInput(f"cannot read {url_file}: {exc.strerror}") from exc
     if not url.startswith(("http://", "https://")):
-        raise CliError("the chat webhook URL must start with http:// or https://", USAGE)
+        raise InvalidInput("the chat webhook URL must start with http:// or https://")
     return url
 
 
@@ -36,9 +35,9 @@ def post(url: str, text: str) -> None:
     try:
         resp = requests.post(url, json={"text": text}, timeout=TIMEOUT_S)
     except requests.RequestException as exc:
-        raise CliError(f"chat webhook unreachable: {type(exc).__name__}") from exc
+        raise Failed(f"chat webhook unreachable: {type(exc).__name__}") from exc
     if resp.status_code >= 300:
-        raise CliError(f"chat webhook answered {resp.status_code}: {resp.text[:200]}")
+        raise Failed(f"chat webhook answered {resp.status_code}: {resp.text[:200]}")
 
 
 class NotifyChat:

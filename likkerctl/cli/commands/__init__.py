@@ -1,0 +1,1 @@
+"""One module per noun of the CLI; each is a thin layer over the core."""

@@ -1,0 +1,60 @@
+"""`likkerctl dashboard`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from likkerctl.cli.output import out, state
+from likkerctl.core.readings import record as record_parts
+
+
+def dashboard(
+    ctx: typer.Context,
+    refresh: Annotated[
+        float, typer.Option(min=0.5, help="Seconds between refreshes of each panel.")
+    ] = 2.0,
+    sample_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between samples of the actions queue for the offenders panel "
+            "(sampling redelivers what it reads; 0: never).",
+        ),
+    ] = 15.0,
+    sample_size: Annotated[
+        int, typer.Option("--sample", min=1, max=10_000, help="Messages per sample.")
+    ] = 500,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Fetch every panel once, write the figures to FILE and exit."),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(help="Show a recording made with --record instead of live servers."),
+    ] = None,
+) -> None:
+    """The live incident dashboard: queues, disk forecast, redeliveries, offenders, takers,
+    alerts and the audit log, with every action one key away (previewed, then confirmed).
+
+    Press ? inside for the keys; ctrl+p lists every action.
+    """
+    # Textual takes a third of a second to import: only for this command.
+    from likkerctl.tui.app import Dashboard
+    from likkerctl.tui.backend import LiveBackend, RecordedBackend
+
+    if replay is not None:
+        backend: LiveBackend | RecordedBackend = RecordedBackend.load(replay)
+        refresh = 0.0
+    else:
+        backend = LiveBackend(state(ctx).profile, sample_size)
+    if record is not None:
+        data = record_parts(backend, record)
+        failed = [p for p, v in data["parts"].items() if "error" in v]
+        out.print(f"recorded {len(data['parts'])} parts to {record}; failing: {failed or 'none'}")
+        return
+    if sample_every == 0:
+        sample_every = float("inf")
+    Dashboard(backend, refresh_s=refresh, sample_every_s=sample_every).run()

@@ -1,0 +1,62 @@
+"""Rich renderings that several commands print: the forecast's sentence, the takers table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from likkerctl.cli.output import styled
+from likkerctl.core import readable
+from likkerctl.core.disk.figures import Forecast
+
+
+def describe_forecast(fc: Forecast | None) -> str:
+    """The disk forecast in one sentence, coloured by urgency."""
+    if fc is None:
+        return "[yellow]no disk figures from any node[/]"
+    headroom = f"headroom {readable.mb(fc.headroom)}" if fc.headroom is not None else ""
+    if fc.status == "filling":
+        level = readable.eta_level(fc.eta_s)
+        return (
+            styled(
+                f"filling: the broker blocks publishers in ~{readable.humanize(fc.eta_s)}", level
+            )
+            + f" ({readable.eta_range(fc.eta_low_s, fc.eta_high_s)}, "
+            f"{fc.confidence:.0%} interval); {headroom}, "
+            f"falling {readable.byte_rate(-(fc.rate or 0))}"
+        )
+    if fc.status == "at limit":
+        return f"[red bold]at the limit: the broker is blocking publishers[/] ({headroom})"
+    if fc.status == "not filling":
+        return f"[green]not filling[/] ({headroom}; {fc.note})"
+    return f"[yellow]not enough data[/] ({fc.note})"
+
+
+def forecast_line(document: dict[str, Any]) -> str:
+    """A forecast document (`status --json`'s "forecast") in one line, or its error."""
+    if document.get("error"):
+        return f"[yellow]{document['error']}[/]"
+    answer = document.get("answer")
+    return describe_forecast(Forecast.from_json(answer) if answer else None)
+
+
+def takers_table(rows: list[dict[str, Any]], error: str | None = None) -> Table | str:
+    if error:
+        return f"takers: [yellow]{error}[/]"
+    if not rows:
+        return "takers: none answered"
+    table = Table(title="takers", title_justify="left")
+    for col in ("taker", "state", "policy", "rate/s", "processed", "failures"):
+        table.add_column(col)
+    for t in rows:
+        colour = {"running": "green", "paused": "yellow"}.get(t.get("state", ""), "red")
+        table.add_row(
+            t["taker_id"],
+            f"[{colour}]{t.get('state')}[/]",
+            str(t.get("retry_policy")),
+            f"{t.get('rate', 0):,.1f}",
+            f"{t.get('processed', 0):,}",
+            ", ".join(f"{k} {v}" for k, v in t.get("failures", {}).items()) or "-",
+        )
+    return table

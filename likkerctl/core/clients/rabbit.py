@@ -1,0 +1,196 @@
+"""RabbitMQ access for likkerctl: the management HTTP API and AMQP connections.
+
+Every failure becomes one of the core's errors, in one line: Unreachable (names the URL),
+AuthRefused, NotFound (unknown queue), Conflict (missing plugin), Failed (anything else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+from typing import Any
+
+import pika
+import pika.exceptions
+import requests
+from pika.adapters.blocking_connection import BlockingConnection
+
+from likkerctl.core.errors import AuthRefused, Conflict, Failed, NotFound, Unreachable
+from likkerctl.core.profile import Profile, redact_url
+
+SHOVEL_PLUGIN = "rabbitmq_shovel"
+
+
+def q(name: str) -> str:
+    """Quote a vhost or object name for a management API path ('/' becomes %2F)."""
+    return urllib.parse.quote(name, safe="")
+
+
+# A queue's instantaneous `rate` flips between its value and 0 from one request to the next
+# (RabbitMQ 3.10, quorum queues: stats arrive every 5 s); with a window, each `*_details`
+# also carries `avg_rate` over the last 30 s, which is steady.
+RATE_WINDOW = {"msg_rates_age": 30, "msg_rates_incr": 5}
+
+
+class Management:
+    """A thin client of the RabbitMQ management API (3.10+), single node or cluster."""
+
+    def __init__(self, profile: Profile, timeout: float = 5.0) -> None:
+        self.base = profile.mgmt_url.rstrip("/")
+        self.vhost = profile.vhost
+        self.http = requests.Session()
+        self.http.auth = (profile.mgmt_user, profile.mgmt_password)
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, *, not_found: str | None = None, **kw: Any) -> Any:
+        url = f"{self.base}/api/{path}"
+        try:
+            resp = self.http.request(method, url, timeout=kw.pop("timeout", self.timeout), **kw)
+        except requests.RequestException as exc:
+            raise Unreachable(
+                f"RabbitMQ management API unreachable at {redact_url(self.base)}: "
+                f"{type(exc).__name__}",
+                redact_url(self.base),
+            ) from exc
+        if resp.status_code == 401:
+            raise AuthRefused(
+                f"RabbitMQ management API at {self.base} refused user "
+                f"{self.http.auth[0]!r} (check mgmt_user/mgmt_password)",  # type: ignore[index]
+                self.base,
+            )
+        if resp.status_code == 404 and not_found:
+            raise NotFound(not_found)
+        if resp.status_code >= 400:
+            raise Failed(
+                f"RabbitMQ management API {method} /api/{path}: HTTP {resp.status_code} "
+                f"{resp.text[:200].strip()}",
+            )
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise Failed(f"{url} did not answer JSON; is it a RabbitMQ management API?") from exc
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    # -- objects -------------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        return dict(self.get("overview"))
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self.get("nodes"))
+
+    def queues(self) -> list[dict[str, Any]]:
+        return list(self.get(f"queues/{q(self.vhost)}", params=RATE_WINDOW))
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return dict(
+            self.get(
+                f"queues/{q(self.vhost)}/{q(name)}",
+                not_found=f"no queue {name!r} in vhost {self.vhost!r}",
+                params=RATE_WINDOW,
+            )
+        )
+
+    def exchange_exists(self, name: str) -> bool:
+        try:
+            self.get(f"exchanges/{q(self.vhost)}/{q(name)}", not_found="missing")
+        except NotFound:
+            return False
+        return True
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        return list(self.get(f"exchanges/{q(self.vhost)}"))
+
+    def bindings_from(self, exchange: str) -> list[dict[str, Any]]:
+        return list(self.get(f"exchanges/{q(self.vhost)}/{q(exchange)}/bindings/source"))
+
+    def purge(self, queue: str) -> None:
+        self.request(
+            "DELETE",
+            f"queues/{q(self.vhost)}/{q(queue)}/contents",
+            not_found=f"no queue {queue!r} in vhost {self.vhost!r}",
+        )
+
+    def delete_exchange(self, name: str) -> None:
+        self.request("DELETE", f"exchanges/{q(self.vhost)}/{q(name)}", not_found="gone")
+
+    # -- shovels -------------------------------------------------------------------
+    def enabled_plugins(self) -> set[str]:
+        plugins: set[str] = set()
+        for node in self.nodes():
+            plugins.update(node.get("enabled_plugins", []))
+        return plugins
+
+    def require_plugin(self, plugin: str, why: str) -> None:
+        if plugin not in self.enabled_plugins():
+            raise Conflict(
+                f"the broker has no {plugin} plugin enabled, needed {why} "
+                f"(enable it: rabbitmq-plugins enable {plugin})",
+            )
+
+    def put_shovel(self, name: str, value: dict[str, Any]) -> None:
+        self.request("PUT", f"parameters/shovel/{q(self.vhost)}/{q(name)}", json={"value": value})
+
+    def delete_shovel(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.request("DELETE", f"parameters/shovel/{q(self.vhost)}/{q(name)}", not_found="x")
+
+    def shovel_parameters(self) -> list[dict[str, Any]]:
+        return list(self.get(f"parameters/shovel/{q(self.vhost)}"))
+
+    def shovels(self) -> list[dict[str, Any]]:
+        """Running shovels' status (needs rabbitmq_shovel_management)."""
+        return list(self.get(f"shovels/{q(self.vhost)}"))
+
+
+def connect(profile: Profile) -> BlockingConnection:
+    url = redact_url(profile.amqp_url)
+    params = pika.URLParameters(profile.amqp_url)
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    try:
+        return BlockingConnection(params)
+    except pika.exceptions.ProbableAuthenticationError as exc:
+        raise AuthRefused(f"RabbitMQ at {url} refused the login", url) from exc
+    except pika.exceptions.ProbableAccessDeniedError as exc:
+        raise AuthRefused(f"RabbitMQ at {url} denied access to the vhost", url) from exc
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        raise Unreachable(f"RabbitMQ unreachable at {url}: {type(exc).__name__}", url) from exc
+
+
+def ready_count(profile: Profile, queue: str) -> int:
+    """The queue's ready messages, exact (queue.declare passive answers from the queue)."""
+    conn = connect(profile)
+    try:
+        return int(conn.channel().queue_declare(queue, passive=True).method.message_count)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        raise NotFound(f"no queue {queue!r}", queue) from exc
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def exact_counts(profile: Profile, queues: list[str]) -> dict[str, tuple[int, int]]:
+    """(ready, consumers) of each existing queue, over AMQP; unknown queues are left out.
+
+    The management API's queue objects can lag ten seconds behind a quorum queue (a paused
+    fleet still showed its consumers); queue.declare(passive) answers from the queue itself.
+    """
+    if not queues:
+        return {}
+    counts: dict[str, tuple[int, int]] = {}
+    conn = connect(profile)
+    try:
+        for name in queues:
+            try:
+                method = conn.channel().queue_declare(name, passive=True).method
+            except pika.exceptions.ChannelClosedByBroker:
+                continue
+            counts[name] = (method.message_count, method.consumer_count)
+    finally:
+        if conn.is_open:
+            conn.close()
+    return counts

@@ -1,0 +1,449 @@
+"""Every action that changes something, written once.
+
+The CLI commands, the dashboard's keys and the webhook's runbook steps all go through
+`perform()`: plan (what a dry run shows, with counts), ask, execute, and the audit row
+around all of it. An operation is a small object with a `command` name for the audit log,
+its `params`, `plan()` and `execute()`; both return JSON-able dicts with a `summary` line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from likkerctl.core import move
+from likkerctl.core.clients import auth, control, rabbit
+from likkerctl.core.errors import Failed, InvalidInput, NotFound
+from likkerctl.core.messages import predicate, sampling
+from likkerctl.core.messages.archive import ArchiveWriter, default_archive_path
+from likkerctl.core.profile import Profile
+
+ENGINES = ("auto", "broker", "client")
+OnProgress = Callable[[move.Progress], None]
+
+
+class Operation(Protocol):
+    @property
+    def command(self) -> str: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+    def plan(self, profile: Profile, dry_run: bool) -> dict[str, Any]: ...
+
+    def execute(
+        self, profile: Profile, plan: dict[str, Any], on_progress: OnProgress | None
+    ) -> dict[str, Any]: ...
+
+
+@dataclass
+class Performed:
+    plan: dict[str, Any]
+    result: dict[str, Any] | None  # None for a dry run
+    audit_id: int
+
+    @property
+    def summary(self) -> str:
+        """One line for people: what was done, or for a dry run what would have been."""
+        if self.result is None:
+            planned = str(self.plan["summary"])
+            return f"would {planned[:1].lower()}{planned[1:]}"
+        return str(self.result["summary"])
+
+
+def perform(
+    profile: Profile,
+    op: Operation,
+    *,
+    dry_run: bool,
+    confirm: Callable[[str], None] | None = None,
+    on_progress: OnProgress | None = None,
+    alert: str | None = None,
+) -> Performed:
+    """Plan, then (unless a dry run) confirm and execute; one audit row for all of it.
+
+    `confirm(question)` raises to refuse. A result with an `error` is recorded as failed.
+    """
+    from likkerctl.store import audit  # SQLAlchemy: only when something is done
+
+    with audit.audited(
+        profile.audit_url,
+        profile=profile.name,
+        command=op.command,
+        params=op.params,
+        dry_run=dry_run,
+        alert=alert,
+    ) as action:
+        plan = op.plan(profile, dry_run)
+        action.counts.update(plan=plan)
+        if dry_run:
+            return Performed(plan, None, action.id)
+        if confirm is not None:
+            confirm(plan["summary"] + "?")
+        try:
+            result = op.execute(profile, plan, on_progress)
+        except KeyboardInterrupt:
+            action.counts.update(interrupted=True)
+            raise
+        action.counts.update(result)
+    return Performed(plan, result, action.id)
+
+
+def parse_where(where: str | None) -> predicate.Predicate | None:
+    return predicate.parse(where) if where else None
+
+
+def params_of(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+# -- moves --------------------------------------------------------------------------
+def choose_engine(
+    engine: str, pred: predicate.Predicate | None, limit: int | None, mgmt: rabbit.Management
+) -> tuple[str, str]:
+    """(engine, why) for a move; raises for an impossible forced choice."""
+    if engine not in ENGINES:
+        raise InvalidInput(f"--engine must be one of {', '.join(ENGINES)}")
+    header_ok = pred is None or pred.broker_side
+    if pred is not None and limit is not None:
+        header_ok = False
+    if engine == "client":
+        return "client", "asked for"
+    if engine == "broker":
+        if not header_ok:
+            raise InvalidInput(
+                "--engine broker needs a predicate on headers only (=, in on bot, user, post, "
+                "action, reason) and no --limit with a predicate",
+            )
+        mgmt.require_plugin(rabbit.SHOVEL_PLUGIN, "for --engine broker")
+        return "broker", "asked for"
+    if not header_ok:
+        return "client", "the predicate needs likkerctl to read each message"
+    if rabbit.SHOVEL_PLUGIN not in mgmt.enabled_plugins():
+        return "client", f"the broker has no {rabbit.SHOVEL_PLUGIN} plugin"
+    return "broker", "header predicate: the broker selects at its own speed"
+
+
+def plan_move(
+    profile: Profile,
+    source: str,
+    destination: str | None,
+    pred: predicate.Predicate | None,
+    limit: int | None,
+    engine: str,
+    estimate: bool,
+) -> dict[str, Any]:
+    """What a move would do. `estimate` samples 500 messages to count the matching ones."""
+    mgmt = rabbit.Management(profile)
+    mgmt.queue(source)
+    if destination is not None:
+        mgmt.queue(destination)
+    chosen, why = choose_engine(engine, pred, limit, mgmt)
+    total = rabbit.ready_count(profile, source)
+    plan: dict[str, Any] = {
+        "source": source,
+        "destination": destination,
+        "where": pred.text if pred else None,
+        "limit": limit,
+        "engine": chosen,
+        "engine_reason": why,
+        "messages_in_source": total,
+        "bindings": pred.bindings() if pred else None,
+    }
+    if pred is None:
+        plan["will_move"] = min(total, limit) if limit is not None else total
+    elif estimate and total:
+        msgs = sampling.sample(profile, source, 500)
+        hits = sum(1 for m in msgs if pred.matches(m.headers, m.redelivered))
+        share = hits / len(msgs) if msgs else 0.0
+        est = round(share * total)
+        plan["estimated_matching"] = min(est, limit) if limit is not None else est
+        plan["estimate_from_sample"] = len(msgs)
+    return plan
+
+
+def describe_plan(plan: dict[str, Any], verb: str) -> str:
+    target = plan.get("destination") or plan.get("archive") or "nowhere (deleted)"
+    if plan.get("will_move") is not None:
+        what = f"{plan['will_move']:,} message(s)"
+    elif plan.get("estimated_matching") is not None:
+        what = (
+            f"≈{plan['estimated_matching']:,} of {plan['messages_in_source']:,} message(s) "
+            f"matching {plan['where']!r} (estimate from {plan['estimate_from_sample']} sampled)"
+        )
+    else:
+        what = f"messages matching {plan['where']!r} among {plan['messages_in_source']:,}"
+    return f"{verb} {what} from {plan['source']} to {target} (engine: {plan['engine']})"
+
+
+def run_move(
+    profile: Profile,
+    plan: dict[str, Any],
+    pred: predicate.Predicate | None,
+    sink: move.Sink | None,
+    on_progress: OnProgress | None,
+) -> move.MoveResult:
+    if plan["engine"] == "broker":
+        assert plan["destination"] is not None
+        result = move.move_broker(
+            profile,
+            plan["source"],
+            plan["destination"],
+            predicate=pred,
+            limit=plan["limit"],
+            on_progress=on_progress,
+        )
+        if pred is not None and not (result.error or result.interrupted):
+            sweep(profile, result, pred)
+        return result
+    assert sink is not None
+    return move.move_client(
+        profile, plan["source"], sink, predicate=pred, limit=plan["limit"], on_progress=on_progress
+    )
+
+
+def sweep(profile: Profile, result: move.MoveResult, pred: predicate.Predicate) -> None:
+    """After a selective broker move, one exact pass of likkerctl's consumer over the source.
+
+    The shovel moves the queue's length as it was when it started. Matching messages that
+    reach the source after that are left behind: ones a consumer was holding and returns
+    late (a paused taker's last deliveries), and ones whose acks RabbitMQ 3.10's quorum
+    queues dropped as the shovel stopped (they are in the destination and back in the
+    source). An offender's message left behind keeps cycling, so they are moved too
+    (at-least-once: the consumers store each request_id once).
+    """
+    extra = move.move_client(
+        profile, result.source, move.QueueSink(result.destination), predicate=pred
+    )
+    result.moved += extra.moved
+    result.kept = extra.kept
+    result.seconds += extra.seconds
+    result.notes.append(
+        f"sweep: {extra.moved:,} matching message(s) that reached the source after the "
+        f"shovel started moved by likkerctl's consumer ({extra.scanned:,} examined)"
+    )
+    if extra.error or extra.interrupted:
+        result.error = f"sweep: {extra.error or 'interrupted'}"
+        result.interrupted = extra.interrupted
+
+
+def move_summary(result: move.MoveResult, verb: str) -> str:
+    approx = "" if result.counts_exact else "≈"
+    return (
+        f"{verb} {approx}{result.moved:,} of {result.scanned:,} examined from "
+        f"{result.source} to {result.destination}; {approx}{result.kept:,} kept in the "
+        f"source; {result.seconds:.1f}s ({result.rate:,.0f} msg/s, {result.engine} engine)"
+    )
+
+
+def _move_result(result: move.MoveResult, verb: str) -> dict[str, Any]:
+    return {**result.as_json(), "summary": move_summary(result, verb)}
+
+
+@dataclass
+class QueueMove:
+    """`shovel` and `dlq replay`: losslessly move all or matching messages to a queue."""
+
+    source: str
+    destination: str
+    where: str | None = None
+    limit: int | None = None
+    engine: str = "auto"
+    command: str = "shovel"
+    pred: predicate.Predicate | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.source == self.destination:
+            raise InvalidInput("source and destination are the same queue")
+        self.pred = parse_where(self.where)  # a bad predicate fails before anything runs
+
+    @property
+    def verb(self) -> str:
+        return "replay" if self.command == "dlq replay" else "move"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return params_of(
+            source=self.source, destination=self.destination, where=self.where, limit=self.limit
+        )
+
+    def plan(self, profile: Profile, dry_run: bool) -> dict[str, Any]:
+        plan = plan_move(
+            profile, self.source, self.destination, self.pred, self.limit, self.engine, dry_run
+        )
+        return {**plan, "summary": describe_plan(plan, self.verb.capitalize())}
+
+    def execute(
+        self, profile: Profile, plan: dict[str, Any], on_progress: OnProgress | None
+    ) -> dict[str, Any]:
+        sink = move.QueueSink(self.destination)
+        return _move_result(run_move(profile, plan, self.pred, sink, on_progress), f"{self.verb}d")
+
+
+@dataclass
+class Purge:
+    """Delete all or matching messages, archived to a JSON-lines file unless `archive` is None."""
+
+    queue: str
+    where: str | None = None
+    archive: Path | None = None
+    command: str = "purge"
+    pred: predicate.Predicate | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.pred = parse_where(self.where)
+
+    @classmethod
+    def archived(cls, profile: Profile, queue: str, where: str | None = None) -> Purge:
+        return cls(queue, where, default_archive_path(profile.state_path, queue))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return params_of(queue=self.queue, where=self.where, archive=str(self.archive or "none"))
+
+    def plan(self, profile: Profile, dry_run: bool) -> dict[str, Any]:
+        plan = plan_move(profile, self.queue, None, self.pred, None, "client", estimate=dry_run)
+        broker_purge = self.pred is None and self.archive is None
+        plan.update(
+            engine="broker purge" if broker_purge else "client", archive=str(self.archive or "")
+        )
+        return {**plan, "summary": describe_plan(plan, "Delete")}
+
+    def execute(
+        self, profile: Profile, plan: dict[str, Any], on_progress: OnProgress | None
+    ) -> dict[str, Any]:
+        if plan["engine"] == "broker purge":
+            purged = broker_purge(profile, self.queue)
+            return {
+                "queue": self.queue,
+                "purged": purged,
+                "archive": None,
+                "engine": "broker",
+                "summary": f"purged {purged:,} message(s) from {self.queue} (not archived)",
+            }
+        sink: move.Sink = (
+            move.FileSink(ArchiveWriter(self.archive)) if self.archive else move.DropSink()
+        )
+        verb = "archived and deleted" if self.archive else "deleted"
+        return _move_result(run_move(profile, plan, self.pred, sink, on_progress), verb)
+
+
+def broker_purge(profile: Profile, queue: str) -> int:
+    conn = rabbit.connect(profile)
+    try:
+        return int(conn.channel().queue_purge(queue).method.message_count)
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+# -- takers and bots ------------------------------------------------------------------
+@dataclass
+class TakersCommand:
+    """Pause or resume takers over the control exchange."""
+
+    verb: str  # pause | resume
+    target: str = "*"
+
+    def __post_init__(self) -> None:
+        if self.verb not in ("pause", "resume"):
+            raise InvalidInput(f"takers: unknown command {self.verb!r}")
+
+    @property
+    def command(self) -> str:
+        return f"takers {self.verb}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"target": self.target}
+
+    def plan(self, profile: Profile, dry_run: bool) -> dict[str, Any]:
+        current = control.command(profile, "status", self.target)
+        want = "paused" if self.verb == "pause" else "running"
+        change = [t["taker_id"] for t in current if t.get("state") != want]
+        if not current and not dry_run:
+            raise NotFound(f"no takers answered on {profile.control_exchange}")
+        return {
+            "command": self.verb,
+            "takers": current,
+            "would_change": change,
+            "summary": f"{self.verb.capitalize()} {len(current)} taker(s) ({self.target}); "
+            f"{len(change)} not {want} now: {', '.join(change) or 'none'}",
+        }
+
+    def execute(
+        self, profile: Profile, plan: dict[str, Any], on_progress: OnProgress | None
+    ) -> dict[str, Any]:
+        rows = control.command(profile, self.verb, self.target)
+        result: dict[str, Any] = {
+            "command": self.verb,
+            "takers": rows,
+            "answered": len(rows),
+            "changed": plan["would_change"],
+            "summary": f"{self.verb}d {len(rows)} taker(s)",
+        }
+        if len(rows) < len(plan["takers"]):
+            result["error"] = f"only {len(rows)} of {len(plan['takers'])} taker(s) confirmed"
+        return result
+
+
+@dataclass
+class BotCommand:
+    """Block or unblock a bot through the auth admin API."""
+
+    verb: str  # block | unblock
+    bot_id: int
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.verb not in ("block", "unblock"):
+            raise InvalidInput(f"bots: unknown command {self.verb!r}")
+        if self.verb == "block" and not (self.reason or "").strip():
+            raise InvalidInput("--reason must not be empty")
+
+    @property
+    def command(self) -> str:
+        return f"bots {self.verb}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return params_of(bot=self.bot_id, reason=self.reason)
+
+    def plan(self, profile: Profile, dry_run: bool) -> dict[str, Any]:
+        current = auth.AuthAdmin(profile).bot(self.bot_id)
+        now = "blocked" if current["blocked"] else "not blocked"
+        return {
+            "command": self.verb,
+            "bot": current,
+            "summary": f"{self.verb.capitalize()} bot {self.bot_id} "
+            f"(owner {current['user_id']}, now {now})",
+        }
+
+    def execute(
+        self, profile: Profile, plan: dict[str, Any], on_progress: OnProgress | None
+    ) -> dict[str, Any]:
+        admin = auth.AuthAdmin(profile)
+        result = (
+            admin.block(self.bot_id, self.reason or "")
+            if self.verb == "block"
+            else admin.unblock(self.bot_id)
+        )
+        summary = (
+            f"bot {self.bot_id}: {'blocked' if result['blocked'] else 'unblocked'}"
+            + (f" ({result['blocked_reason']})" if result.get("blocked_reason") else "")
+            + (
+                ""
+                if result.get("announced", True)
+                else " — gateways not notified; their token caches expire within 30 s"
+            )
+        )
+        return {"bot": result, "summary": summary}
+
+
+def raise_for(result: dict[str, Any]) -> None:
+    """Exit 1 for a result that carries an error (after its summary was shown)."""
+    if result.get("error"):
+        moved = f" (moved so far: {result['moved']:,})" if "moved" in result else ""
+        raise Failed(f"{result['error']}{moved}")

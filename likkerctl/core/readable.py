@@ -1,0 +1,54 @@
+"""How figures read, once for every interface: sizes, rates, durations, forecast urgency.
+
+Plain strings and level names only; each interface maps a level to its own style (the CLI's
+Rich markup, the dashboard's Text styles), so a figure reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Level = Literal["critical", "warning", "ok"]
+
+HOUR_S = 3600.0
+DAY_S = 86400.0
+
+
+def mb(n: float | None) -> str:
+    """Bytes as whole megabytes; "?" when the figure is unknown (a node that is down)."""
+    return "?" if n is None else f"{n / 1e6:,.0f} MB"
+
+
+def count(value: float) -> str:
+    """A count or a per-second rate of messages, to the unit."""
+    return f"{value:,.0f}"
+
+
+def byte_rate(bytes_per_s: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if bytes_per_s >= size:
+            return f"{bytes_per_s / size:,.1f} {unit}/s"
+    return f"{bytes_per_s:,.0f} B/s"
+
+
+def humanize(seconds: float | None) -> str:
+    """A duration for people; None is "never"."""
+    if seconds is None:
+        return "never"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def eta_level(eta_s: float | None) -> Level:
+    """How urgent a disk-full ETA is: within the hour, within the day, or later."""
+    eta = eta_s or 0.0
+    return "critical" if eta < HOUR_S else "warning" if eta < DAY_S else "ok"
+
+
+def eta_range(low_s: float | None, high_s: float | None) -> str:
+    return f"between {humanize(low_s)} and {humanize(high_s)}"

@@ -1,0 +1,152 @@
+"""What `status` and the dashboard read, part by part, from live servers or a recording.
+
+A *part* is one independent source — nodes, queues, forecast, takers, alerts, offenders,
+bots, audit — so a slow or dead server fails only its own part. `LiveReadings` asks the real
+servers through the core's functions; `RecordedReadings` replays a recording made with
+`likkerctl dashboard --record`, so the CLI and the dashboard can be fed the very same state
+in tests and benchmarks. `collect_status` is the `likkerctl status --json` document.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+from likkerctl.core import status
+from likkerctl.core.clients import alertmanager, auth, control
+from likkerctl.core.errors import Failed, LikkerError, first_line
+from likkerctl.core.messages import sampling
+from likkerctl.core.profile import Profile
+
+PARTS = ("nodes", "queues", "forecast", "takers", "alerts", "offenders", "bots", "audit")
+
+
+class Readings(Protocol):
+    profile: Profile
+
+    def fetch(self, part: str) -> Any: ...
+
+    def now(self) -> float: ...
+
+
+class LiveReadings:
+    """The servers of a profile. Each fetch blocks: the dashboard calls it from a worker."""
+
+    def __init__(self, profile: Profile, sample_size: int = 500, all_queues: bool = False) -> None:
+        self.profile = profile
+        self.sample_size = sample_size
+        self.all_queues = all_queues
+
+    def now(self) -> float:
+        return time.time()
+
+    def fetch(self, part: str) -> Any:
+        if part not in PARTS:
+            raise ValueError(part)
+        return getattr(self, f"_{part}")()
+
+    def _nodes(self) -> list[dict[str, Any]]:
+        return status.node_rows(self.profile)
+
+    def _queues(self) -> list[dict[str, Any]]:
+        return status.queue_rows(self.profile, self.all_queues)
+
+    def _forecast(self) -> dict[str, Any]:
+        from likkerctl.core.disk import sources  # numpy: only when a forecast is asked for
+
+        return sources.forecast_all(self.profile).as_json()
+
+    def _takers(self) -> list[dict[str, Any]]:
+        return control.command(self.profile, "status", timeout=1.0)
+
+    def _alerts(self) -> dict[str, Any]:
+        found = alertmanager.firing_alerts(self.profile)
+        if found.get("error"):
+            raise Failed(found["error"])
+        return found
+
+    def _offenders(self) -> dict[str, Any]:
+        """A sample of the actions queue: top actors, delivery counts (sampling redelivers)."""
+        p = self.profile
+        depth = status.queue_depth(p, p.actions_queue)
+        msgs = sampling.sample(p, p.actions_queue, self.sample_size) if depth else []
+        return {
+            "queue": p.actions_queue,
+            "sampled": len(msgs),
+            "depth": depth,
+            "actors": sampling.top(msgs, "actor", max(depth, len(msgs)), limit=10),
+            "histogram": sampling.delivery_histogram(msgs),
+        }
+
+    def _bots(self) -> dict[str, Any]:
+        return {str(b["bot_id"]): b for b in auth.AuthAdmin(self.profile, timeout=3).bots()}
+
+    def _audit(self) -> list[dict[str, Any]]:
+        from likkerctl.store import audit  # SQLAlchemy: only when the audit log is read
+
+        return audit.entries(self.profile.audit_url, limit=8)
+
+
+class RecordedReadings:
+    """Replays a recording: each part's value or error, at the recording's clock."""
+
+    def __init__(self, data: dict[str, Any], profile: Profile | None = None) -> None:
+        self.data = data
+        self.profile = profile or Profile(name=data.get("profile", "recorded"))
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        return cls(json.loads(path.read_text()))
+
+    def now(self) -> float:
+        return float(self.data["at"])
+
+    def fetch(self, part: str) -> Any:
+        got = self.data["parts"].get(part, {"error": "not recorded"})
+        if "error" in got:
+            raise Failed(got["error"])
+        return got["value"]
+
+
+def record(readings: Readings, path: Path) -> dict[str, Any]:
+    """Fetch every part once and write the recording (values and errors) to `path`."""
+    parts: dict[str, Any] = {}
+    for part in PARTS:
+        try:
+            parts[part] = {"value": readings.fetch(part)}
+        except Exception as exc:  # a part that fails is recorded as failing
+            parts[part] = {"error": first_line(exc)}
+    data = {"at": readings.now(), "profile": readings.profile.name, "parts": parts}
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    return data
+
+
+def collect_status(readings: Readings) -> dict[str, Any]:
+    """The broker's nodes and queues (which must answer), and the takers, forecast and alerts
+    as far as they answer: what failed is said in its place."""
+    profile = readings.profile
+    nodes = readings.fetch("nodes")
+    queues = readings.fetch("queues")
+    try:
+        fleet: dict[str, Any] = {"takers": readings.fetch("takers")}
+    except LikkerError as exc:
+        fleet = {"takers": [], "error": str(exc)}
+    try:
+        disk_forecast: dict[str, Any] = readings.fetch("forecast")
+    except LikkerError as exc:
+        disk_forecast = {"error": str(exc)}
+    try:
+        alerts: dict[str, Any] = readings.fetch("alerts")
+    except LikkerError as exc:
+        alerts = {"configured": True, "error": str(exc)}
+    return {
+        "profile": profile.name,
+        "management_url": profile.mgmt_url,
+        "nodes": nodes,
+        "queues": queues,
+        **fleet,
+        "forecast": disk_forecast,
+        "alertmanager": alerts,
+    }

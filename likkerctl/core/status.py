@@ -1,0 +1,112 @@
+"""The broker's state as operators read it: queue and node rows, and the rules derived from
+them, computed once for `status`, `top`, `forecast`, the dashboard and the runbooks.
+
+- A queue's rates are the management API's 30-second averages (`message_rate`).
+- Redeliveries are **hot** when a queue redelivers more than it acks (at least 1/s): the
+  Friday signature, where depth looks calm (`redeliveries_hot`). On the actions queue a
+  redelivery share of deliveries above `HOT_SHARE` is the same alarm said as a share.
+- A queue's **depth** is the larger of the management API's count (lags a statistics
+  interval) and AMQP's exact ready count (`queue_depth`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from likkerctl.core.clients import rabbit
+from likkerctl.core.profile import Profile
+
+HOT_SHARE = 0.5
+
+
+def message_rate(stats: dict[str, Any], key: str) -> float:
+    """Messages/s of one of a queue's `message_stats` (avg over the requested window)."""
+    details = stats.get(f"{key}_details", {})
+    return float(details.get("avg_rate", details.get("rate", 0.0)))
+
+
+def queue_row(qd: dict[str, Any]) -> dict[str, Any]:
+    stats = qd.get("message_stats", {})
+    deliver = message_rate(stats, "deliver_get")
+    redeliver = message_rate(stats, "redeliver")
+    return {
+        "name": qd["name"],
+        "type": qd.get("type"),
+        "state": qd.get("state"),
+        "messages": qd.get("messages", 0),
+        "ready": qd.get("messages_ready", 0),
+        "unacked": qd.get("messages_unacknowledged", 0),
+        "bytes": qd.get("message_bytes", 0),
+        "consumers": qd.get("consumers", 0),
+        "publish_rate": message_rate(stats, "publish"),
+        "deliver_rate": deliver,
+        "ack_rate": message_rate(stats, "ack"),
+        "redeliver_rate": redeliver,
+        # deliver_get counts redeliveries too: the share of deliveries that are repeats.
+        "redeliver_share": round(redeliver / deliver, 4) if deliver > 0 else None,
+    }
+
+
+def redeliveries_hot(row: dict[str, Any]) -> bool:
+    """More redeliveries than acks (and at least one a second): messages are cycling."""
+    return float(row.get("redeliver_rate", 0.0)) > max(float(row.get("ack_rate", 0.0)), 1.0)
+
+
+def share_hot(share: float | None) -> bool:
+    return share is not None and share > HOT_SHARE
+
+
+def node_row(node: dict[str, Any]) -> dict[str, Any]:
+    # A node just booted (or down) has no disk figures yet: say so rather than show zeros.
+    known = "disk_free" in node
+    free = int(node.get("disk_free", 0))
+    limit = int(node.get("disk_free_limit", 0))
+    return {
+        "name": node["name"],
+        "running": bool(node.get("running")),
+        "disk_free": free if known else None,
+        "disk_free_limit": limit if known else None,
+        "disk_headroom": free - limit if known else None,
+        "disk_alarm": bool(node.get("disk_free_alarm")),
+        "mem_alarm": bool(node.get("mem_alarm")),
+        "mem_used": node.get("mem_used"),
+        "mem_limit": node.get("mem_limit"),
+    }
+
+
+def node_rows(profile: Profile) -> list[dict[str, Any]]:
+    return [node_row(n) for n in rabbit.Management(profile, timeout=3).nodes()]
+
+
+def queue_rows(profile: Profile, all_queues: bool = False) -> list[dict[str, Any]]:
+    """The vhost's queues as rows: actions queue, DLQ, then by name; exact counts for those two."""
+    queues = [
+        queue_row(qd)
+        for qd in rabbit.Management(profile, timeout=3).queues()
+        if all_queues or not (qd.get("exclusive") or qd.get("auto_delete"))
+    ]
+    order = {profile.actions_queue: 0, profile.dlq: 1}
+    queues.sort(key=lambda r: (order.get(r["name"], 2), r["name"]))
+    exact = rabbit.exact_counts(profile, [q["name"] for q in queues if q["name"] in order])
+    for row in queues:
+        if row["name"] in exact:
+            row["ready"], row["consumers"] = exact[row["name"]]
+            row["messages"] = row["ready"] + row["unacked"]
+    return queues
+
+
+def queue_depth(profile: Profile, queue: str) -> int:
+    """max(management count, AMQP ready count): the first lags, the second omits unacked."""
+    listed = int(rabbit.Management(profile, timeout=3).queue(queue).get("messages", 0))
+    return max(listed, rabbit.ready_count(profile, queue))
+
+
+def redelivery_signals(profile: Profile) -> dict[str, Any]:
+    """Redeliveries/s on the actions queue and their share of its deliveries."""
+    row = queue_row(rabbit.Management(profile).queue(profile.actions_queue))
+    return {
+        "queue": profile.actions_queue,
+        "redeliver_rate": row["redeliver_rate"],
+        "deliver_rate": row["deliver_rate"],
+        "redeliver_share": row["redeliver_share"],
+    }

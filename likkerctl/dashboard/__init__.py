@@ -1,1 +1,0 @@
-"""The Textual incident dashboard (`likkerctl dashboard`)."""

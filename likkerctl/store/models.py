@@ -1,0 +1,106 @@
+"""Every table of likkerctl's own database: the audit log, disk samples, the webhook's ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from likkerctl.store.base import Base
+
+__all__ = ["AuditEntry", "Base", "DiskSample", "ReceivedAlert"]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    os_user: Mapped[str] = mapped_column(String(100))
+    profile: Mapped[str] = mapped_column(String(100))
+    command: Mapped[str] = mapped_column(String(100), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dry_run: Mapped[bool] = mapped_column()
+    result: Mapped[str] = mapped_column(String(20))  # running, ok, failed, interrupted
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Set when the webhook ran the command for an alert (fingerprint:startsAt).
+    alert: Mapped[str | None] = mapped_column(String(200), index=True)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "os_user": self.os_user,
+            "profile": self.profile,
+            "command": self.command,
+            "params": self.params,
+            "dry_run": self.dry_run,
+            "result": self.result,
+            "counts": self.counts,
+            "error": self.error,
+            "alert": self.alert,
+        }
+
+
+class DiskSample(Base):
+    __tablename__ = "disk_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mgmt_url: Mapped[str] = mapped_column(String(300), index=True)
+    node: Mapped[str] = mapped_column(String(200))
+    t: Mapped[float] = mapped_column(Float, index=True)
+    free: Mapped[float] = mapped_column(Float)
+    limit: Mapped[float] = mapped_column(Float)
+    alarm: Mapped[bool] = mapped_column()
+
+
+class ReceivedAlert(Base):
+    __tablename__ = "webhook_alerts"
+    __table_args__ = (UniqueConstraint("alert_key", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    alert_key: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # firing | resolved
+    alertname: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    group_key: Mapped[str] = mapped_column(String(1000))
+    runbook: Mapped[str | None] = mapped_column(String(200))
+    mode: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "received_at": _iso(self.received_at),
+            "finished_at": _iso(self.finished_at),
+            "seconds": (
+                round((self.finished_at - self.received_at).total_seconds(), 3)
+                if self.finished_at and self.received_at
+                else None
+            ),
+            "alert": self.alert_key,
+            "status": self.status,
+            "alertname": self.alertname,
+            "labels": self.labels,
+            "group_key": self.group_key,
+            "runbook": self.runbook,
+            "mode": self.mode,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    # SQLite hands back naive datetimes; they were written in UTC.
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()

@@ -1,0 +1,285 @@
+"""Pure rendering of the dashboard's figures: dicts in, Rich text and table rows out."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
+
+from likkerctl.core import readable, status
+from likkerctl.core.disk.figures import Forecast
+from likkerctl.core.readable import humanize
+
+QUEUE_COLUMNS = ("queue", "ready", "unacked", "in/s", "out/s", "redeliv/s", "cons", "depth")
+OFFENDER_COLUMNS = ("actor", "share", "status", "≈ in queue", "redeliveries", "max")
+TAKER_COLUMNS = ("taker", "state", "policy", "rate/s", "processed")
+SPARKS = "▁▂▃▄▅▆▇█"
+# How a level of urgency (likkerctl.core.readable.Level) looks on the dashboard.
+LEVEL_STYLE = {"critical": "bold white on red", "warning": "bold yellow", "ok": "green"}
+
+Row = tuple[str, Sequence[str | Text]]
+
+HELP = """\
+# likkerctl dashboard
+
+Every panel refreshes on its own; a server that is slow or down marks only its panels
+**stale** or **down** (in the panel's bottom border) while the rest keeps updating.
+
+| key | action |
+|---|---|
+| `p` / `r` | pause / resume all takers |
+| `b` | block the bot selected in *offenders* (the gateway answers it 403) |
+| `s` | shovel the selected actor's messages from the actions queue to the DLQ |
+| `x` | purge the queue selected in *queues* (archived to a JSON-lines file first) |
+| `d` | replay the DLQ into the actions queue |
+| `tab` / arrows | move between tables / rows |
+| `ctrl+p` | command palette: every action by name |
+| `?` | this help; `q` quits |
+
+Under the `requeue` policy the takers hold up to their prefetch of the cycling messages;
+pause them (`p`) before shovelling (`s`), then resume (`r`).
+
+Every action shows its dry run first (what, how many, which engine) and does nothing until
+you press `y`. It runs the same code as the CLI command and is written to the audit log.
+
+*Offenders* comes from sampling the actions queue (500 messages every 15 s by default):
+sampling takes the messages and returns them at once, so each is marked redelivered and
+goes back to the tail of a quorum queue.
+"""
+
+
+def fill_table(table: DataTable[Any], rows: Sequence[Row], key: int = 0) -> None:
+    """Show `rows` (key, cells), updating in place when the keys are unchanged; keep the
+    cursor on the same key."""
+    keys = [k for k, _ in rows]
+    current = [str(rk.value) for rk in table.rows]
+    if keys == current:
+        for r, (_, cells) in enumerate(rows):
+            for c, value in enumerate(cells):
+                table.update_cell_at(Coordinate(r, c), value)
+        return
+    selected = current[table.cursor_row] if current and table.cursor_row < len(current) else None
+    table.clear()
+    for k, cells in rows:
+        table.add_row(*cells, key=k)
+    if selected in keys:
+        table.move_cursor(row=keys.index(selected))
+
+
+def sparkline(values: Sequence[int] | deque[int], width: int = 12) -> str:
+    vals = list(values)[-width:]
+    if not vals:
+        return ""
+    top = max(vals)
+    if top == 0:
+        return SPARKS[0] * len(vals)
+    return "".join(SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1)))] for v in vals)
+
+
+def queue_rows(queues: list[dict[str, Any]], history: Mapping[str, deque[int]]) -> list[Row]:
+    rows: list[Row] = []
+    for q in queues:
+        redeliver = float(q.get("redeliver_rate", 0.0))
+        hot = status.redeliveries_hot(q)
+        rows.append(
+            (
+                q["name"],
+                [
+                    q["name"],
+                    f"{q['ready']:,}",
+                    f"{q['unacked']:,}",
+                    readable.count(q["publish_rate"]),
+                    readable.count(q["deliver_rate"]),
+                    Text(readable.count(redeliver), style="bold red" if hot else ""),
+                    Text(str(q["consumers"]), style="bold red" if q["consumers"] == 0 else ""),
+                    sparkline(history.get(q["name"], ())),
+                ],
+            )
+        )
+    return rows
+
+
+def forecast_text(fc: Forecast | None) -> Text:
+    if fc is None:
+        return Text("no disk figures from any node", style="yellow")
+    if fc.status == "filling":
+        eta = fc.eta_s or 0.0
+        style = LEVEL_STYLE[readable.eta_level(eta)]
+        text = Text.assemble(("FULL IN ~" + humanize(eta), style))
+        text.append(f"  ({readable.eta_range(fc.eta_low_s, fc.eta_high_s)})")
+        rate = -(fc.rate or 0.0)
+        text.append(f"\nfalling {rate / 1e6:,.2f} MB/s" if rate >= 1e4 else "\nfalling slowly")
+        return text
+    if fc.status == "at limit":
+        return Text("AT THE LIMIT: publishers blocked", style="bold white on red")
+    if fc.status == "not filling":
+        return Text.assemble(("not filling", "green"), f"  ({fc.note})")
+    return Text.assemble(("not enough data", "yellow"), f"  ({fc.note})")
+
+
+def disk_text(nodes: list[dict[str, Any]] | None, forecast: dict[str, Any] | None) -> Text:
+    text = Text()
+    for n in nodes or []:
+        alarms = [a for a in ("disk", "mem") if n.get(f"{a}_alarm")]
+        headroom = n.get("disk_headroom")
+        style = "bold red" if headroom is not None and headroom < 200e6 else "bold"
+        text.append("headroom ")
+        text.append(readable.mb(headroom), style=style)
+        text.append(f" on {n['name']}\n", style="dim")
+        text.append(
+            f"free {readable.mb(n['disk_free'])}, limit {readable.mb(n['disk_free_limit'])}",
+            style="dim",
+        )
+        if alarms:
+            text.append(f"  ALARM: {', '.join(alarms)}", style="bold white on red")
+        text.append("\n")
+    if forecast and forecast.get("answer"):
+        fc = Forecast.from_json(forecast["answer"])
+        text.append_text(forecast_text(fc))
+        text.append(
+            f"\nTheil-Sen, {fc.points} pts/{fc.window_s:,.0f}s, {forecast['source']}",
+            style="dim",
+        )
+    elif forecast is not None:
+        text.append_text(forecast_text(None))
+    return text
+
+
+def redelivery_text(
+    queues: list[dict[str, Any]] | None, offenders: dict[str, Any] | None, backend: Any
+) -> Text:
+    text = Text()
+    name = backend.profile.actions_queue
+    q = next((q for q in queues or [] if q["name"] == name), None)
+    if q is not None:
+        share = q.get("redeliver_share")
+        hot = status.share_hot(share)
+        text.append(f"{q['redeliver_rate']:,.0f}/s", style="bold red" if hot else "bold")
+        text.append(" redelivered")
+        if share is not None:
+            text.append(f", {share:.0%} of deliveries", style="bold red" if hot else "")
+        text.append("\n")
+    if offenders:
+        hist = offenders.get("histogram") or {}
+        total = sum(hist.values()) or 1
+        text.append("delivery counts:", style="dim")
+        for bucket, count in hist.items():
+            if count:
+                text.append(f" {bucket}:{count / total:.0%}")
+        worst = sorted(offenders.get("actors", []), key=lambda r: -r["redeliveries"])[:2]
+        if worst and worst[0]["redeliveries"]:
+            text.append("\nmost redelivered: ", style="dim")
+            text.append(
+                ", ".join(f"{r['actor']} {r['redelivery_share']:.0%}" for r in worst), style="bold"
+            )
+    return text
+
+
+def offender_rows(offenders: dict[str, Any] | None, bots: dict[str, Any] | None) -> list[Row]:
+    rows: list[Row] = []
+    for r in (offenders or {}).get("actors", []):
+        actor = str(r["actor"])
+        status: Text | str = ""
+        if actor.startswith("bot:"):
+            bot = (bots or {}).get(actor.partition(":")[2])
+            if bots is None:
+                status = "?"
+            elif bot is None:
+                status = Text("unknown", style="yellow")
+            else:
+                status = (
+                    Text("BLOCKED", style="bold red")
+                    if bot["blocked"]
+                    else f"active (user:{bot['user_id']})"
+                )
+        share = float(r["share"])
+        rows.append(
+            (
+                actor,
+                [
+                    Text(actor, style="bold red" if share > 0.3 else ""),
+                    f"{share:.0%}",
+                    status,
+                    f"{r['estimated']:,}",
+                    f"{r['redeliveries']:,}",
+                    f"{r['max_delivery_count']:,}",
+                ],
+            )
+        )
+    return rows
+
+
+def taker_rows(takers: list[dict[str, Any]]) -> list[Row]:
+    rows: list[Row] = []
+    for t in takers:
+        state = str(t.get("state"))
+        colour = {"running": "green", "paused": "yellow"}.get(state, "red")
+        rows.append(
+            (
+                str(t["taker_id"]),
+                [
+                    str(t["taker_id"]),
+                    Text(state, style=colour),
+                    str(t.get("retry_policy")),
+                    f"{t.get('rate', 0):,.1f}",
+                    f"{t.get('processed', 0):,}",
+                ],
+            )
+        )
+    return rows
+
+
+def alerts_text(alerts: dict[str, Any] | None) -> Text:
+    if alerts is None:
+        return Text("")
+    if not alerts.get("configured"):
+        return Text("no Alertmanager in this profile", style="dim")
+    firing = alerts.get("alerts", [])
+    if not firing:
+        return Text("none firing", style="green")
+    text = Text()
+    for a in firing:
+        text.append(f"{a['name']}", style="bold red")
+        if a.get("summary"):
+            text.append(f"  {a['summary']}", style="dim")
+        text.append("\n")
+    return text
+
+
+def _clock(iso: str | None) -> str:
+    if not iso:
+        return "--:--:--"
+    return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+
+
+def audit_text(entries: list[dict[str, Any]] | None) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for e in entries or []:
+        colour = {"ok": "green", "running": "yellow"}.get(e["result"], "red")
+        text.append(f"{_clock(e['started_at'])} ")
+        text.append(f"{e['result']:<6} ", style=colour)
+        text.append(f"{e['command']}{' (dry run)' if e['dry_run'] else ''} ")
+        params = " ".join(f"{k}={v}" for k, v in (e.get("params") or {}).items())
+        text.append(params, style="dim")
+        text.append("\n")
+    if not entries:
+        text.append("nothing done yet", style="dim")
+    return text
+
+
+def plan_text(plan: dict[str, Any]) -> Text:
+    text = Text("Dry run: ", style="bold")
+    text.append(str(plan.get("summary", "")))
+    details = {
+        k: plan[k]
+        for k in ("engine_reason", "messages_in_source", "would_change", "archive")
+        if plan.get(k) not in (None, "", [])
+    }
+    for k, v in details.items():
+        text.append(f"\n  {k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}")
+    return text
