@@ -2,7 +2,7 @@
 # Set up and run Likker on a fresh Debian 12 machine (as root), or run the test suite.
 #
 #   bash bootstrap.sh demo   # the stack + the Friday incident, in the dashboard
-#   bash bootstrap.sh test   # lint, type-check and the whole test suite
+#   bash bootstrap.sh test   # lint, type-check, import layers and the whole test suite
 #
 # Both install what is missing first: the Debian packages (RabbitMQ, Prometheus,
 # Alertmanager), a virtualenv in .venv, and this project into it.
@@ -95,6 +95,8 @@ cmd_test() {
   log "mypy"
   "$VENV/bin/mypy"
   "$VENV/bin/mypy" plugins/chat-notify/likkerctl_chat_notify
+  log "import layers (lint-imports)"
+  "$VENV/bin/lint-imports"
   log "pytest"
   "$VENV/bin/pytest" "$@"
 }

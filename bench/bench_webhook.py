@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from likkerctl.store.audit import entries
+from likkerctl.core.store.audit import entries
 from likkerctl.webhook.ledger import Ledger
 from stack.settings import StackSettings
 from tests.helpers import assert_all_gone, start_stack, wait_for

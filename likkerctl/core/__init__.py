@@ -8,7 +8,8 @@ Layers, each importing only those below it (checked by import-linter, see pyproj
   (predicates, sampling, archives), `move/` (the lossless move engines), `disk/` (the
   disk-full forecast and where its samples come from).
 - `clients/`: thin adapters for RabbitMQ, the auth service, the takers' control exchange,
-  Alertmanager and Prometheus.
+  Alertmanager and Prometheus; `store/`: likkerctl's own database (audit log, disk
+  samples, the webhook's ledger).
 - the base: `profile` (which servers), `paths`, `contract` (what likkerctl and the stack
   agree on), `errors` (the expected failures, mapped to exit codes and HTTP answers by the
   interfaces).

@@ -66,7 +66,7 @@ def perform(
 
     `confirm(question)` raises to refuse. A result with an `error` is recorded as failed.
     """
-    from likkerctl.store import audit  # SQLAlchemy: only when something is done
+    from likkerctl.core.store import audit  # SQLAlchemy: only when something is done
 
     with audit.audited(
         profile.audit_url,

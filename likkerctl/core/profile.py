@@ -19,6 +19,7 @@ from typing import Any
 from likkerctl.core import contract
 from likkerctl.core.errors import InvalidInput
 from likkerctl.core.paths import default_state_dir
+from stack.settings import StackSettings  # the local stack's settings file (stack.json)
 
 LOCAL = "local"
 
@@ -157,7 +158,6 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def local_profile(environ: Mapping[str, str]) -> Profile:
     """The local stack: its settings file when a stack has run, else its default ports."""
-    from stack.settings import StackSettings  # the stack package ships with likkerctl
 
     state = default_state_dir(environ).resolve()
     settings_file = state / "stack.json"

@@ -84,7 +84,7 @@ class LiveReadings:
         return {str(b["bot_id"]): b for b in auth.AuthAdmin(self.profile, timeout=3).bots()}
 
     def _audit(self) -> list[dict[str, Any]]:
-        from likkerctl.store import audit  # SQLAlchemy: only when the audit log is read
+        from likkerctl.core.store import audit  # SQLAlchemy: only when the audit log is read
 
         return audit.entries(self.profile.audit_url, limit=8)
 

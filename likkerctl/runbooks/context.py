@@ -74,7 +74,7 @@ class RunContext:
     @contextmanager
     def record(self, command: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """An audit row for a step that is not a CLI operation (yields its counts)."""
-        from likkerctl.store import audit
+        from likkerctl.core.store import audit  # SQLAlchemy: only when a step records
 
         with audit.audited(
             self.profile.audit_url,

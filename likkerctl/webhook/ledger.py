@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from likkerctl.store.engine import engine_for
-from likkerctl.store.models import ReceivedAlert
+from likkerctl.core.store.engine import engine_for
+from likkerctl.core.store.models import ReceivedAlert
 
 if TYPE_CHECKING:  # pydantic only where payloads are parsed, not for every audit write
     from likkerctl.webhook.payload import Alert

@@ -22,6 +22,15 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from likkerctl.core.contract.http import bearer_token, create_base_app, error_response
+from likkerctl.core.errors import (
+    Conflict,
+    Failed,
+    InvalidInput,
+    LikkerError,
+    NotFound,
+    Unreachable,
+    first_line,
+)
 from likkerctl.core.profile import Profile
 from likkerctl.runbooks import engine
 from likkerctl.runbooks.context import AlertInfo, Mode, RunContext, Step, render
@@ -194,6 +203,21 @@ class Remediator:
         self.pool.shutdown(wait=True)
 
 
+# How the core's errors answer Alertmanager. It retries on 5xx, so what may pass by itself
+# (a server or database not answering) is a 503 with Retry-After.
+HTTP_ANSWERS: tuple[tuple[type[LikkerError], int, str], ...] = (
+    (InvalidInput, 400, "invalid"),
+    (NotFound, 404, "not-found"),
+    (Conflict, 409, "conflict"),
+    (Unreachable, 503, "unavailable"),
+    (Failed, 503, "unavailable"),
+)
+
+
+def http_answer(exc: LikkerError) -> tuple[int, str]:
+    return next(((s, c) for kind, s, c in HTTP_ANSWERS if isinstance(exc, kind)), (500, "error"))
+
+
 def create_app(settings: ReceiverSettings, remediator: Remediator) -> FastAPI:
     app = create_base_app(
         "likkerctl webhook",
@@ -234,7 +258,12 @@ def create_app(settings: ReceiverSettings, remediator: Remediator) -> FastAPI:
             note = parse(bytes(body))
         except PayloadError as exc:
             return answer(400, "invalid", str(exc))
-        answers = await run_in_threadpool(remediator.receive, note)
+        try:
+            answers = await run_in_threadpool(remediator.receive, note)
+        except LikkerError as exc:  # e.g. the ledger's database is unusable
+            status, code = http_answer(exc)
+            retry = {"Retry-After": "30"} if status == 503 else {}
+            return answer(status, code, first_line(exc), **retry)
         counted.labels("200").inc()
         return JSONResponse({"received": len(answers), "alerts": answers})
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from likkerctl.store.audit import entries
+from likkerctl.core.store.audit import entries
 from likkerctl.webhook.ledger import Ledger
 from stack import procs
 from tests.helpers import wait_for

@@ -26,7 +26,7 @@ def audit_cmd(
     json_out: JsonOut = False,
 ) -> None:
     """What was done (and dry-run), when, by whom, with what result."""
-    from likkerctl.store import audit  # SQLAlchemy: only when the audit log is read
+    from likkerctl.core.store import audit  # SQLAlchemy: only when the audit log is read
 
     rows = audit.entries(state(ctx).profile.audit_url, limit, command, alert)
     table = Table(title="audit log (newest first)", title_justify="left")

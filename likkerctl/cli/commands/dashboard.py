@@ -41,7 +41,7 @@ def dashboard(
 
     Press ? inside for the keys; ctrl+p lists every action.
     """
-    # Textual takes a third of a second to import: only for this command.
+    # Textual: only for this command, not at every start of the CLI.
     from likkerctl.tui.app import Dashboard
     from likkerctl.tui.backend import LiveBackend, RecordedBackend
 

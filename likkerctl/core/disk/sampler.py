@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from likkerctl.core.clients import rabbit
 from likkerctl.core.disk.figures import Sample
 from likkerctl.core.profile import Profile
-from likkerctl.store.engine import engine_for
-from likkerctl.store.models import DiskSample
+from likkerctl.core.store.engine import engine_for
+from likkerctl.core.store.models import DiskSample
 
 RETENTION_S = 24 * 3600
 

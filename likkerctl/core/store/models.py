@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from likkerctl.store.base import Base
+from likkerctl.core.store.base import Base
 
 __all__ = ["AuditEntry", "Base", "DiskSample", "ReceivedAlert"]
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from likkerctl.core.errors import Failed
-from likkerctl.store import models
+from likkerctl.core.store import models
 
 _engines: dict[str, Engine] = {}
 # The dashboard's workers open the database from several threads at once; two concurrent

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from likkerctl.core.errors import LikkerError
-from likkerctl.store.engine import engine_for
-from likkerctl.store.models import AuditEntry
+from likkerctl.core.store.engine import engine_for
+from likkerctl.core.store.models import AuditEntry
 
 
 class Action:
