@@ -1,4 +1,4 @@
-"""Where likkerctl keeps its state; read once from the environment by the CLI and passed down."""
+"""Where likkerctl keeps its state and finds its config file, from the environment given."""
 
 from __future__ import annotations
 
@@ -15,3 +15,10 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
         Path(env.get("HOME", "~")).expanduser() / ".local/state"
     )
     return Path(base) / "likker"
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    if environ.get("LIKKER_CONFIG"):
+        return Path(environ["LIKKER_CONFIG"]).expanduser()
+    base = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")) / ".config")
+    return Path(base).expanduser() / "likkerctl" / "config.toml"

@@ -18,7 +18,7 @@ from typing import Any
 
 from likkerctl.core import contract
 from likkerctl.core.errors import InvalidInput
-from likkerctl.core.paths import default_state_dir
+from likkerctl.core.paths import config_path, default_state_dir
 from stack.settings import StackSettings  # the local stack's settings file (stack.json)
 
 LOCAL = "local"
@@ -119,13 +119,6 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def config_path(environ: Mapping[str, str]) -> Path:
-    if environ.get("LIKKER_CONFIG"):
-        return Path(environ["LIKKER_CONFIG"]).expanduser()
-    base = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")) / ".config")
-    return Path(base).expanduser() / "likkerctl" / "config.toml"
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from likkerctl.cli.output import JsonOut, show, state
-from likkerctl.core.profile import config_path
+from likkerctl.core.paths import config_path
 
 
 def audit_cmd(
