@@ -2,7 +2,8 @@
 
 Each part (see backend.PARTS) is fetched in a thread worker on its own schedule, so the UI
 thread only renders. A part whose fetch fails keeps its last figures, marked stale, and
-says why in its panel's subtitle; the others carry on.
+says why in its panel's subtitle; the others carry on. Which panel is drawn from which
+parts, and how, is one table: VIEWS.
 """
 
 from __future__ import annotations
@@ -10,161 +11,99 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-from textual import on, work
+from rich.text import Text
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Markdown, ProgressBar, Static
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import get_current_worker
 
 from likkerctl.core import operations
 from likkerctl.core.errors import first_line as describe_error
 from likkerctl.tui import render
 from likkerctl.tui.backend import PARTS, Backend
+from likkerctl.tui.parts import Part
+from likkerctl.tui.screens.action import ActionScreen
+from likkerctl.tui.screens.help import HelpScreen
+from likkerctl.tui.widgets.panel import Panel
+
+__all__ = ["ActionScreen", "Dashboard"]
 
 HISTORY = 60  # depth samples kept per queue for the sparkline
 
 
-class Part:
-    """The latest answer of one source."""
+@dataclass(frozen=True)
+class View:
+    """One panel's content: which parts it is drawn from, and how."""
 
-    def __init__(self) -> None:
-        self.value: Any = None
-        self.error: str | None = None
-        self.at: float | None = None  # when the value was fetched
-        self.busy = False
-        self.last_try = 0.0
-
-
-class Panel(Vertical):
-    """A bordered panel whose subtitle says how fresh its figures are."""
-
-    def __init__(self, title: str, *children: Any, id: str) -> None:
-        super().__init__(*children, id=id, classes="panel")
-        self.border_title = title
-
-    def freshness(self, part: Part, now: float) -> None:
-        if part.error and part.value is None:
-            self.border_subtitle = f"[b red]down[/]: {part.error}"
-            self.set_class(True, "-down")
-        elif part.error:
-            age = now - (part.at or now)
-            self.border_subtitle = f"[yellow]stale {age:.0f}s[/]: {part.error}"
-            self.set_class(True, "-down")
-        else:
-            self.border_subtitle = ""
-            self.set_class(False, "-down")
+    widget: str  # id of the Static (drawn as Text) or DataTable (drawn as rows) it fills
+    panel: str  # id of the Panel around it
+    reads: tuple[str, ...]  # `draw`'s arguments after the app, in order; any of them redraws it
+    marked_by: tuple[str, ...]  # parts whose failure marks the panel; the first failing says why
+    draw: Callable[..., Text | list[render.Row]]  # (app, *values of `reads`)
+    note: Callable[..., str] | None = None  # (*Parts of `reads`): the subtitle while fresh
 
 
-class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [("escape,q,question_mark", "dismiss", "Close")]
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
-            yield Markdown(render.HELP)
-
-
-class ActionScreen(ModalScreen[None]):
-    """Dry run first; on confirm, the run with live progress; then the result."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "confirm", "Confirm"),
-        Binding("escape,n", "close", "Cancel / close"),
-    ]
-
-    def __init__(self, backend: Backend, op: operations.Operation, title: str) -> None:
-        super().__init__()
-        self.backend = backend
-        self.op = op
-        self.title_text = title
-        self.stage = "planning"  # planning → confirm → running → done | failed
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="action"):
-            yield Static(f"[b]{self.title_text}[/]", id="action-title")
-            yield Static("dry run…", id="action-plan")
-            yield ProgressBar(total=None, id="action-progress", show_eta=False)
-            yield Static("", id="action-status")
-            with Horizontal(id="action-buttons"):
-                yield Button("Confirm (y)", id="confirm", variant="error", disabled=True)
-                yield Button("Cancel (esc)", id="close")
-
-    def on_mount(self) -> None:
-        self.query_one("#action-progress").display = False
-        self.plan()
-
-    @work(thread=True, exit_on_error=False)
-    def plan(self) -> None:
-        try:
-            plan = self.backend.dry_run(self.op)
-        except Exception as exc:
-            self.app.call_from_thread(self.show_failure, "dry run failed", exc)
-            return
-        self.app.call_from_thread(self.show_plan, plan)
-
-    def show_plan(self, plan: dict[str, Any]) -> None:
-        self.stage = "confirm"
-        self.query_one("#action-plan", Static).update(render.plan_text(plan))
-        self.query_one("#action-status", Static).update(
-            "Nothing has been changed yet. [b]y[/] to do it, [b]esc[/] to cancel."
-        )
-        button = self.query_one("#confirm", Button)
-        button.disabled = False
-        button.focus()
-
-    def show_failure(self, what: str, exc: BaseException) -> None:
-        self.stage = "failed"
-        self.query_one("#action-status", Static).update(f"[b red]{what}[/]: {describe_error(exc)}")
-        self.query_one("#confirm", Button).disabled = True
-        self.query_one("#close", Button).label = "Close (esc)"
-
-    @on(Button.Pressed, "#confirm")
-    def action_confirm(self) -> None:
-        if self.stage != "confirm":
-            return
-        self.stage = "running"
-        self.query_one("#confirm", Button).disabled = True
-        self.query_one("#action-progress").display = True
-        self.query_one("#action-status", Static).update("running… (closing this keeps it running)")
-        self.execute()
-
-    @work(thread=True, exit_on_error=False)
-    def execute(self) -> None:
-        def progress(done: int, total: int, rate: float) -> None:
-            self.app.call_from_thread(self.show_progress, done, total, rate)
-
-        try:
-            result = self.backend.execute(self.op, progress)
-        except Exception as exc:
-            self.app.call_from_thread(self.show_failure, "failed", exc)
-            return
-        self.app.call_from_thread(self.show_result, result)
-
-    def show_progress(self, done: int, total: int, rate: float) -> None:
-        bar = self.query_one("#action-progress", ProgressBar)
-        bar.update(total=max(total, done) or None, progress=done)
-        self.query_one("#action-status", Static).update(
-            f"running: {done:,} of {total:,} examined, {rate:,.0f} msg/s"
-        )
-
-    def show_result(self, result: dict[str, Any]) -> None:
-        self.stage = "done"
-        bar = self.query_one("#action-progress", ProgressBar)
-        bar.update(total=1, progress=1)
-        colour = "red" if result.get("error") else "green"
-        status = f"[b {colour}]{result.get('summary', 'done')}[/]"
-        if result.get("error"):
-            status += f"\n[red]{result['error']}[/]"
-        self.query_one("#action-status", Static).update(status)
-        self.query_one("#close", Button).label = "Close (esc)"
-        self.app.refresh_now()  # type: ignore[attr-defined]
-
-    @on(Button.Pressed, "#close")
-    def action_close(self) -> None:
-        self.dismiss()
+VIEWS: tuple[View, ...] = (
+    View(
+        "queues",
+        "p-queues",
+        reads=("queues",),
+        marked_by=("queues",),
+        draw=lambda app, queues: render.queue_rows(queues or [], app.history),
+    ),
+    View(
+        "disk",
+        "p-disk",
+        reads=("nodes", "forecast"),
+        marked_by=("nodes", "forecast"),
+        draw=lambda app, nodes, forecast: render.disk_text(nodes, forecast),
+    ),
+    # The rate is the queues'; a failed sample only leaves out the delivery counts.
+    View(
+        "redeliveries",
+        "p-redeliveries",
+        reads=("queues", "offenders"),
+        marked_by=("queues",),
+        draw=lambda app, queues, offenders: render.redelivery_text(queues, offenders, app.backend),
+    ),
+    # Without the bots' statuses the sample still stands, so auth failing is only a note.
+    View(
+        "offenders",
+        "p-offenders",
+        reads=("offenders", "bots"),
+        marked_by=("offenders",),
+        draw=lambda app, offenders, bots: render.offender_rows(offenders, bots),
+        note=lambda offenders, bots: render.offenders_note(offenders.value, bots.error),
+    ),
+    View(
+        "takers",
+        "p-takers",
+        reads=("takers",),
+        marked_by=("takers",),
+        draw=lambda app, takers: render.taker_rows(takers or []),
+    ),
+    View(
+        "alerts",
+        "p-alerts",
+        reads=("alerts",),
+        marked_by=("alerts",),
+        draw=lambda app, alerts: render.alerts_text(alerts),
+    ),
+    View(
+        "audit",
+        "p-audit",
+        reads=("audit",),
+        marked_by=("audit",),
+        draw=lambda app, audit: render.audit_text(audit),
+    ),
+)
 
 
 class Dashboard(App[None]):
@@ -284,7 +223,9 @@ class Dashboard(App[None]):
             value, error = self.backend.fetch(name), None
         except Exception as exc:  # every failure becomes the panel's "down"/"stale" line
             value, error = None, describe_error(exc)
-        self.call_from_thread(self.store, name, value, error)
+        # Only quitting cancels these workers, and then there is no UI left to update.
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self.store, name, value, error)
 
     def store(self, name: str, value: Any, error: str | None) -> None:
         part = self.parts[name]
@@ -306,51 +247,19 @@ class Dashboard(App[None]):
     def render_part(self, name: str) -> None:
         screen = self.main
         now = self.clock()
-        p = self.parts
-        if name == "queues":
-            render.fill_table(
-                screen.query_one("#queues", DataTable),
-                render.queue_rows(p["queues"].value or [], self.history),
-                key=0,
-            )
-            screen.query_one("#p-queues", Panel).freshness(p["queues"], now)
-        if name in ("nodes", "forecast"):
-            screen.query_one("#disk", Static).update(
-                render.disk_text(p["nodes"].value, p["forecast"].value)
-            )
-            worst = p["nodes"] if p["nodes"].error else p["forecast"]
-            screen.query_one("#p-disk", Panel).freshness(worst, now)
-        if name in ("queues", "offenders"):
-            screen.query_one("#redeliveries", Static).update(
-                render.redelivery_text(p["queues"].value, p["offenders"].value, self.backend)
-            )
-            screen.query_one("#p-redeliveries", Panel).freshness(p["queues"], now)
-        if name in ("offenders", "bots"):
-            render.fill_table(
-                screen.query_one("#offenders", DataTable),
-                render.offender_rows(p["offenders"].value, p["bots"].value),
-                key=0,
-            )
-            panel = screen.query_one("#p-offenders", Panel)
-            panel.freshness(p["offenders"], now)
-            if p["bots"].error and not p["offenders"].error:
-                panel.border_subtitle = f"[yellow]auth: {p['bots'].error}[/]"
-            elif not p["offenders"].error and p["offenders"].value:
-                o = p["offenders"].value
-                panel.border_subtitle = f"{o['sampled']:,} of {o['depth']:,} sampled"
-        if name == "takers":
-            render.fill_table(
-                screen.query_one("#takers", DataTable),
-                render.taker_rows(p["takers"].value or []),
-                key=0,
-            )
-            screen.query_one("#p-takers", Panel).freshness(p["takers"], now)
-        if name == "alerts":
-            screen.query_one("#alerts", Static).update(render.alerts_text(p["alerts"].value))
-            screen.query_one("#p-alerts", Panel).freshness(p["alerts"], now)
-        if name == "audit":
-            screen.query_one("#audit", Static).update(render.audit_text(p["audit"].value))
-            screen.query_one("#p-audit", Panel).freshness(p["audit"], now)
+        for view in VIEWS:
+            if name not in view.reads:
+                continue
+            parts = [self.parts[n] for n in view.reads]
+            content = view.draw(self, *(p.value for p in parts))
+            if isinstance(content, Text):
+                screen.query_one(f"#{view.widget}", Static).update(content)
+            else:
+                render.fill_table(screen.query_one(f"#{view.widget}", DataTable), content)
+            marking = [self.parts[n] for n in view.marked_by]
+            failing = next((p for p in marking if p.error), marking[0])
+            note = view.note(*parts) if view.note else ""
+            screen.query_one(f"#{view.panel}", Panel).freshness(failing, now, note)
 
     # -- actions -------------------------------------------------------------------
     def do_action(self, action: str) -> None:
@@ -359,6 +268,9 @@ class Dashboard(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_refresh_now(self) -> None:
+        self.refresh_now()
+
     def _act(self, title: str, make: Callable[[], operations.Operation]) -> None:
         try:
             op = make()
@@ -366,6 +278,12 @@ class Dashboard(App[None]):
             self.notify(describe_error(exc), title=title, severity="error")
             return
         self.push_screen(ActionScreen(self.backend, op, title))
+
+    @on(ActionScreen.Finished)
+    def refresh_after_action(self) -> None:
+        # The run changed what the panels show (and added to the audit log): fetch them now
+        # rather than at the next tick, which a replay (refresh_s=0) never has.
+        self.refresh_now()
 
     def _selected(self, table_id: str) -> str | None:
         table = self.main.query_one(f"#{table_id}", DataTable)

@@ -283,3 +283,12 @@ def plan_text(plan: dict[str, Any]) -> Text:
     for k, v in details.items():
         text.append(f"\n  {k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}")
     return text
+
+
+def offenders_note(offenders: dict[str, Any] | None, bots_error: str | None) -> str:
+    """The offenders panel's subtitle while its sample is fresh."""
+    if bots_error:
+        return f"[yellow]auth: {bots_error}[/]"
+    if offenders:
+        return f"{offenders['sampled']:,} of {offenders['depth']:,} sampled"
+    return ""
