@@ -14,11 +14,17 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from likkerctl.core import status
+from likkerctl.core import errors, status
 from likkerctl.core.clients import alertmanager, auth, control
 from likkerctl.core.errors import Failed, LikkerError, first_line
 from likkerctl.core.messages import sampling
 from likkerctl.core.profile import Profile
+
+# Error kinds a recording can replay, by name.
+KINDS: dict[str, type[LikkerError]] = {
+    kind.__name__: kind
+    for kind in (errors.Unreachable, errors.AuthRefused, errors.NotFound, errors.Failed)
+}
 
 PARTS = ("nodes", "queues", "forecast", "takers", "alerts", "offenders", "bots", "audit")
 
@@ -106,7 +112,8 @@ class RecordedReadings:
     def fetch(self, part: str) -> Any:
         got = self.data["parts"].get(part, {"error": "not recorded"})
         if "error" in got:
-            raise Failed(got["error"])
+            # The recorded kind, so a replayed outage means what the live one meant.
+            raise KINDS.get(got.get("kind", ""), Failed)(got["error"])
         return got["value"]
 
 
@@ -117,7 +124,7 @@ def record(readings: Readings, path: Path) -> dict[str, Any]:
         try:
             parts[part] = {"value": readings.fetch(part)}
         except Exception as exc:  # a part that fails is recorded as failing
-            parts[part] = {"error": first_line(exc)}
+            parts[part] = {"error": first_line(exc), "kind": type(exc).__name__}
     data = {"at": readings.now(), "profile": readings.profile.name, "parts": parts}
     path.write_text(json.dumps(data, indent=1, default=str) + "\n")
     return data

@@ -1,0 +1,142 @@
+"""`forecast --source sampler`: the whole forecast from the management API, no broker.
+
+The sampler polls `/api/nodes` and keeps each reading in the state dir's SQLite; the
+redelivery figures are the actions queue's object (`/api/queues/%2F/likker.actions`). Neither
+needs AMQP (AMQP refuses here). Forecasts that need minutes of a disk filling are
+tests/stack/test_forecast.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from likkerctl.core import contract
+from tests.cli.conftest import Runner
+from tests.cli.replay import ReplayServer
+
+ACTIONS_PATH = f"/api/queues/%2F/{contract.ACTIONS_QUEUE}"
+FORECAST_KEYS = {"source", "fallback_reason", "window_s", "answer", "nodes", "redeliveries"}
+
+
+def stored_samples(state_dir: Path) -> list[tuple[str, float, float]]:
+    with sqlite3.connect(state_dir / "likkerctl.db") as db:
+        return list(db.execute('SELECT node, free, "limit" FROM disk_samples ORDER BY t'))
+
+
+def avg_rate(queue: dict[str, Any], key: str) -> float:
+    return float(queue["message_stats"][f"{key}_details"]["avg_rate"])
+
+
+def test_sampler_forecast_keeps_every_poll_and_answers_from_the_management_api(
+    run: Runner, replay: ReplayServer, env: dict[str, str | None]
+) -> None:
+    nodes = replay.recordings.body("/api/nodes")
+    docs = []
+    for _ in range(5):
+        done = run("forecast", "--source", "sampler", "--json")
+        assert done.code == 0, done.stderr
+        docs.append(done.json)
+
+    doc = docs[-1]
+    assert set(doc) == FORECAST_KEYS
+    assert (doc["source"], doc["fallback_reason"], doc["window_s"]) == ("sampler", None, 600.0)
+    assert set(doc["nodes"]) == {n["name"] for n in nodes} == {"likker@localhost"}
+    node = nodes[0]
+    answer = doc["nodes"]["likker@localhost"]
+    assert doc["answer"] == answer
+    assert answer["headroom"] == node["disk_free"] - node["disk_free_limit"]
+    # Five equal readings within a second: honest, not an ETA.
+    assert (answer["status"], answer["note"]) == ("not enough data", "need 4 samples over 15s")
+
+    # Each run stored its reading in the state dir, and the later runs fitted the earlier ones.
+    state = Path(str(env["LIKKER_STATE_DIR"]))
+    assert (
+        stored_samples(state)
+        == [(node["name"], float(node["disk_free"]), float(node["disk_free_limit"]))] * 5
+    )
+    assert docs[0]["answer"]["points"] == 1
+    assert docs[-1]["answer"]["points"] > 1
+
+    actions = replay.recordings.body(ACTIONS_PATH)
+    redeliver, deliver = avg_rate(actions, "redeliver"), avg_rate(actions, "deliver_get")
+    assert redeliver > 0 and deliver > 0  # the recording has the incident's cycling
+    assert doc["redeliveries"] == {
+        "queue": contract.ACTIONS_QUEUE,
+        "redeliver_rate": redeliver,
+        "deliver_rate": deliver,
+        "redeliver_share": round(redeliver / deliver, 4),
+    }
+    # Only the management API was asked; nothing of Prometheus (it is not the source).
+    assert set(replay.paths_seen()) == {"/api/nodes", ACTIONS_PATH}
+
+
+def test_sampler_forecast_of_a_node_at_its_disk_limit_says_publishers_are_blocked(
+    run: Runner, replay: ReplayServer
+) -> None:
+    nodes = replay.recordings.body("/api/nodes")
+    for node in nodes:
+        node["disk_free"] = node["disk_free_limit"] - 5_000_000
+        node["disk_free_alarm"] = True
+    replay.override("/api/nodes", nodes)
+
+    doc = run("forecast", "--source", "sampler", "--json").json
+    assert doc["answer"]["status"] == "at limit"
+    assert (doc["answer"]["eta_s"], doc["answer"]["headroom"]) == (0.0, -5_000_000.0)
+
+    human = run("forecast", "--source", "sampler")
+    assert human.code == 0, human.stderr
+    first = human.stdout.splitlines()[0]
+    assert first == "disk: at the limit: the broker is blocking publishers (headroom -5 MB)"
+
+
+def test_sampler_forecast_prints_the_redelivery_rate_and_share_for_people(
+    run: Runner, replay: ReplayServer
+) -> None:
+    actions = replay.recordings.body(ACTIONS_PATH)
+    redeliver, deliver = avg_rate(actions, "redeliver"), avg_rate(actions, "deliver_get")
+    done = run("forecast", "--source", "sampler")
+    assert done.code == 0, done.stderr
+    assert (
+        f"redeliveries on likker.actions: {redeliver:,.0f}/s, {redeliver / deliver:.0%} of "
+        "deliveries"
+    ) in done.stdout.splitlines()
+    assert "  source: sampler" in done.stdout.splitlines()
+
+
+def test_auto_forecast_falls_back_to_the_sampler_saying_why_prometheus_was_not_used(
+    run: Runner, replay: ReplayServer
+) -> None:
+    # Prometheus at the replay server: its range query is refused (401, as the management
+    # API refuses a request without credentials), at once. (A closed port would do too, but
+    # prometheus-api-client retries a refused connection for ~6 s.)
+    done = run("forecast", "--json", env={"LIKKER_PROMETHEUS_URL": replay.url})
+    assert done.code == 0, done.stderr
+    assert done.json["source"] == "sampler"
+    assert done.json["fallback_reason"] == (
+        f"Prometheus at {replay.url} did not answer: PrometheusApiClientException"
+    )
+    assert replay.paths_seen()[0] == "/api/v1/query_range"
+
+
+def test_prometheus_forecast_when_prometheus_fails_is_exit_3_not_a_fallback(
+    run: Runner, replay: ReplayServer
+) -> None:
+    # Prometheus at the replay server again (refused at once). Against a closed port the
+    # answer is the same, after ~6 s of prometheus-api-client's own retries.
+    done = run(
+        "forecast", "--source", "prometheus", "--json", env={"LIKKER_PROMETHEUS_URL": replay.url}
+    )
+    assert done.code == 3
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"error: Prometheus at {replay.url} did not answer: PrometheusApiClientException\n"
+    )
+    assert "/api/nodes" not in replay.paths_seen()  # no sampler behind its back
+
+
+def test_an_unknown_forecast_source_is_exit_2(run: Runner) -> None:
+    done = run("forecast", "--source", "crystal-ball")
+    assert done.code == 2
+    assert done.stderr == "error: --source must be one of auto, prometheus, sampler\n"
