@@ -77,8 +77,9 @@ cmd_demo() {
   log "replaying the Friday incident in the background (log: $state/logs/demo-load.log)"
   "$ctl" stack load --scenario friday --rate 200 --duration "${LIKKER_DEMO_SECONDS:-600}" \
     >"$state/logs/demo-load.log" 2>&1 &
-  local load=$!
-  trap 'kill "$load" 2>/dev/null || true' EXIT
+  # Global, not local: the EXIT trap runs after this function has returned.
+  DEMO_LOAD_PID=$!
+  trap 'kill "$DEMO_LOAD_PID" 2>/dev/null || true' EXIT
   sleep 5
   log "opening the dashboard (q quits and stops the load; the stack keeps running)"
   "$ctl" dashboard
