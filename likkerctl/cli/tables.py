@@ -23,8 +23,7 @@ def describe_forecast(fc: Forecast | None) -> str:
                 f"filling: the broker blocks publishers in ~{readable.humanize(fc.eta_s)}", level
             )
             + f" ({readable.eta_range(fc.eta_low_s, fc.eta_high_s)}, "
-            f"{fc.confidence:.0%} interval); {headroom}, "
-            f"falling {readable.byte_rate(-(fc.rate or 0))}"
+            f"{fc.confidence:.0%} interval); {headroom}, {readable.falling(fc.rate)}"
         )
     if fc.status == "at limit":
         return f"[red bold]at the limit: the broker is blocking publishers[/] ({headroom})"

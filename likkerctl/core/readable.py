@@ -31,6 +31,11 @@ def byte_rate(bytes_per_s: float) -> str:
     return f"{bytes_per_s:,.0f} B/s"
 
 
+def falling(rate: float | None) -> str:
+    """How fast headroom falls, from a forecast's (negative) rate in bytes/s."""
+    return f"falling {byte_rate(-(rate or 0.0))}"
+
+
 def humanize(seconds: float | None) -> str:
     """A duration for people; None is "never"."""
     if seconds is None:

@@ -112,8 +112,7 @@ def forecast_text(fc: Forecast | None) -> Text:
         style = LEVEL_STYLE[readable.eta_level(eta)]
         text = Text.assemble(("FULL IN ~" + humanize(eta), style))
         text.append(f"  ({readable.eta_range(fc.eta_low_s, fc.eta_high_s)})")
-        rate = -(fc.rate or 0.0)
-        text.append(f"\nfalling {rate / 1e6:,.2f} MB/s" if rate >= 1e4 else "\nfalling slowly")
+        text.append(f"\n{readable.falling(fc.rate)}")
         return text
     if fc.status == "at limit":
         return Text("AT THE LIMIT: publishers blocked", style="bold white on red")
