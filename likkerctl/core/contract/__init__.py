@@ -1,7 +1,9 @@
 """The Likker message contract (DESIGN §4): names, headers and the like-message shape.
 
 likkerctl relies on exactly this, against our stack or anyone's; the stack builds its
-messages with the same functions so the two can never drift apart.
+messages with the same functions so the two can never drift apart. This package is the only
+part of likkerctl the stack imports: `http` is the HTTP side of the same agreement (the
+error format, /healthz, /metrics), `ports` how a free port is told.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What every stack HTTP service shares: JSON errors, /healthz, /metrics, and serving.
+"""What every HTTP service of ours shares — the stack's and likkerctl's webhook: JSON
+errors, /healthz, /metrics, and serving.
 
 Errors are always `{"error": "<code>", "detail": "<one line>"}`; a caller's mistake is a 4xx
 (never FastAPI's default 422 shape, never a 5xx).
