@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from likkerctl.cli.output import JsonOut, emit_json, out, state
-from likkerctl.cli.tables import describe_forecast
+from likkerctl.cli.tables import describe_forecast, writers_lines
 from likkerctl.core import status
 from likkerctl.core.messages import sampling
 from likkerctl.core.profile import Profile
@@ -76,6 +76,8 @@ def forecast_cmd(
                 f"  source: {result.source}"
                 + (f" ({result.fallback_reason})" if result.fallback_reason else "")
             )
+            for line in writers_lines(result.as_json()):
+                out.print(line)
             share = signals["redeliver_share"]
             out.print(
                 f"redeliveries on {signals['queue']}: {signals['redeliver_rate']:,.0f}/s, "
