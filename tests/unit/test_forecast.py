@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from likkerctl.core.disk.forecast import Forecast, Sample, forecast, theil_sen
+from likkerctl.core.disk.forecast import (
+    Forecast,
+    Sample,
+    forecast,
+    sawtooth,
+    step_up_indices,
+    theil_sen,
+)
 from likkerctl.core.readable import humanize
 
 LIMIT = 50e6
@@ -297,3 +307,51 @@ def test_new_fields_round_trip_and_old_documents_still_read() -> None:
     assert Forecast.from_json(doc) == Forecast.from_json({**doc, "a_later_field": 1})
     old = {k: v for k, v in doc.items() if k not in ("regime_since", "regime_reason")}
     assert Forecast.from_json(old).regime_reason is None
+
+
+# -- a real fix, recorded on the reference stack ------------------------------------------
+RECORDED_FIX = Path(__file__).parent / "recordings" / "friday-fix-disk.json"
+
+
+def recorded_fix() -> tuple[list[Sample], dict[str, float]]:
+    data = json.loads(RECORDED_FIX.read_text())
+    return [Sample(*s) for s in data["samples"]], data["events"]
+
+
+def replayed(samples: list[Sample], **kw: float) -> list[tuple[float, Forecast]]:
+    """The forecast the sampler would have given after each of its polls."""
+    return [(s.t, forecast(samples[: i + 1], **kw)) for i, s in enumerate(samples) if i >= 4]
+
+
+def test_a_recorded_fix_is_followed_within_two_minutes_where_the_old_fit_was_not() -> None:
+    samples, events = recorded_fix()
+    answers = replayed(samples)
+    incident = [fc for t, fc in answers if events["fix"] - 20 <= t <= events["fix"]]
+    assert incident and all(fc.status == "filling" and (fc.eta_s or 0) < 3600 for fc in incident)
+    after = [(t - events["fixed"], fc) for t, fc in answers if t >= events["fixed"]]
+    # Out of the hour from some poll on, for good: the recovery.
+    stays = next(i for i in range(len(after)) if all(out_of_the_hour(fc) for _, fc in after[i:]))
+    recovery, fc = after[stays]
+    assert recovery <= 120, [(round(s), f.status, f.eta_low_s) for s, f in after[: stays + 1]]
+    assert fc.regime_reason == "slope change"
+    assert fc.regime_since is not None and fc.regime_since >= events["fix"] - 15
+    # The fit of the previous release (the window since the last step up) still says the
+    # broker fills within the hour two minutes after the fix.
+    old = [f for t, f in replayed(samples, min_rate_change=float("inf")) if t >= events["fixed"]]
+    at_two_minutes = next(f for t, f in zip([t for t, _ in after], old, strict=True) if t >= 120)
+    assert not out_of_the_hour(at_two_minutes), at_two_minutes
+
+
+def test_teeth_after_an_incident_and_its_fix_are_still_a_saw_tooth() -> None:
+    # Further back: an incident's fall of 300 MB, then its fix gives the 300 MB back at once.
+    teeth = sawtooth_series(3, start_headroom=400e6)
+    incident = [
+        Sample(teeth[0].t - 305 + 5 * i, 400e6 - 1e6 * 5 * i + LIMIT, LIMIT) for i in range(61)
+    ]
+    t = np.array([s.t for s in incident + teeth])
+    h = np.array([s.headroom for s in incident + teeth])
+    assert len(step_up_indices(h, 20e6)) == 4  # the fix's step and the three roll-overs
+    found = sawtooth(t, h, 20e6)
+    assert found is not None and found.teeth == 2
+    fc = forecast(incident + teeth)
+    assert fc.status == "not filling" and fc.bounded_by_bytes == pytest.approx(100e6)

@@ -216,10 +216,20 @@ class Sawtooth:
 
 
 def sawtooth(t: np.ndarray, h: np.ndarray, min_step: float) -> Sawtooth | None:
-    """The saw-tooth the series shows, if it shows one (distinct readings, in time order)."""
+    """The saw-tooth the series ends with, if it ends with one (distinct readings, in time
+    order): the longest run of regular teeth up to now, so an incident and its fix further
+    back (a fall and a step unlike the others) do not hide the teeth since."""
     ups = step_up_indices(h, min_step)
-    if len(ups) < 2:
-        return None
+    found = None
+    for first in range(len(ups) - 2, -1, -1):
+        teeth = _regular_teeth(t, h, ups[first:])
+        if teeth is None:
+            break
+        found = teeth
+    return found
+
+
+def _regular_teeth(t: np.ndarray, h: np.ndarray, ups: np.ndarray) -> Sawtooth | None:
     steps = h[ups + 1] - h[ups]
     # Complete teeth: from just after one step up to just before the next.
     first, last = ups[:-1] + 1, ups[1:]
