@@ -139,7 +139,12 @@ def disk_text(nodes: list[dict[str, Any]] | None, forecast: dict[str, Any] | Non
         text.append("\n")
     if forecast and forecast.get("answer"):
         fc = Forecast.from_json(forecast["answer"])
-        text.append_text(forecast_text(fc))
+        # Who writes the log comes right after the answer: the panel shows what fits.
+        said, *rest = forecast_text(fc).split("\n")
+        text.append_text(said)
+        for line in [*writer_lines(forecast), *rest]:
+            text.append("\n")
+            text.append_text(line)
         regime = readable.regime(fc.regime_reason, fc.regime_since)
         text.append(
             f"\nTheil-Sen, {fc.points} pts/{fc.window_s:,.0f}s, {forecast['source']}"
@@ -148,22 +153,21 @@ def disk_text(nodes: list[dict[str, Any]] | None, forecast: dict[str, Any] | Non
         )
     elif forecast is not None:
         text.append_text(forecast_text(None))
-    text.append_text(writer_text(forecast))
     return text
 
 
-def writer_text(forecast: dict[str, Any] | None) -> Text:
+def writer_lines(forecast: dict[str, Any]) -> list[Text]:
     """The busiest writer of the broker's log; nothing when the forecast has no writers
     (a recording made before they were read)."""
-    if not forecast or "writers" not in forecast:
-        return Text()
+    if "writers" not in forecast:
+        return []
     rows = forecast["writers"]
     if not rows:
-        return Text(f"\nlog writers: {forecast.get('writers_note') or 'none found'}", style="dim")
+        return [Text(f"log writers: {forecast.get('writers_note') or 'none found'}", style="dim")]
     top = rows[0]
-    text = Text("\ntop log writer ", style="dim")
+    text = Text("top log writer ", style="dim")
     text.append(readable.writer(top), style="bold red" if top["share"] > 0.5 else "bold")
-    return text
+    return [text]
 
 
 def redelivery_text(
