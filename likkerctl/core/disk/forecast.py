@@ -19,7 +19,9 @@ out is the headroom `free - limit`. From (time, free, limit) samples:
      only when each side's Theil-Sen slope lies outside the other side's 95% interval, the
      slopes differ by a third of the larger one (and by `min_rate_change`), and each side
      has `min_regime_points` readings over `min_regime_s`. Of those, the split that leaves
-     the smallest absolute residuals wins, and the later side is searched again.
+     the smallest absolute residuals wins, if two lines explain the samples better than one
+     by `SPLIT_PENALTY` times what the Bayesian information criterion asks of the extra
+     parameters (Laplace errors: a robust likelihood); then the later side is searched again.
 4. Fit the headroom's slope with the Theil-Sen estimator: the median of pairwise slopes,
    robust to noise and to other processes' bursts on a shared disk, with Sen's confidence
    interval for the slope. `theil_sen` is numpy's vectorised form of scipy's
@@ -30,9 +32,10 @@ out is the headroom `free - limit`. From (time, free, limit) samples:
 6. A saw-tooth is bounded (`sawtooth`): a quorum queue's write-ahead log grows with every
    message until it rolls over at `raft.wal_max_size_bytes` (512 MiB by default), when the
    entries nothing needs any more are deleted, so headroom falls linearly and steps back up
-   by as much. When the samples given (which may reach back further than the window) show
-   at least two upward steps of similar size, each giving back what the tooth before it
-   took, and the fall now is no faster than those teeth fell, the answer is "not filling"
+   by as much. When the samples given (which may reach back further than the window) end
+   with at least two upward steps of similar size, each giving back what the tooth before
+   it took (older, irregular history is left out), and the fall now is no faster than those
+   teeth fell (`SAWTOOTH_SIMILAR`), the answer is "not filling"
    as long as the headroom outlasts the rest of the current tooth (`bounded_by_bytes`: the
    most a tooth takes), instead of one tooth's fall extrapolated over an hour.
 """
