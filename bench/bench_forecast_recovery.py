@@ -1,11 +1,12 @@
 """Benchmark: how soon the disk forecast follows a fix, and whether it names the right queue.
 
 Run:  .venv/bin/python bench/bench_forecast_recovery.py [--headroom 600MB] [--rate 150]
-      [--bot-share 0.7] [--incident 75] [--after 150] [--shared-disk] [--save run.json]
+      [--bot-share 0.7] [--taker-rate 0] [--incident 75] [--after 150] [--shared-disk]
+      [--save run.json]
 
-Starts a stack (`requeue`, two unpaced takers, the webhook observing) whose state dir is a
-tmpfs of its own (tests/incident.py: free disk moves only with what the stack writes;
-`--shared-disk` runs on this machine's shared disk instead), sends the `friday` load for
+Starts a stack (`requeue`, two takers, unpaced by default, the webhook observing) whose
+state dir is a tmpfs of its own (tests/incident.py: free disk moves only with what the stack
+writes; `--shared-disk` runs on this machine's shared disk instead), sends the `friday` load for
 the whole run, and applies the fix with likkerctl's commands after `--incident` seconds
 (block the bot, pause the takers, shovel the bot's messages to the DLQ, resume). The load
 goes on at the same rate: the bot is now refused at the gateway, people's likes flow.
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         state,
         takers=2,
         retry_policy="requeue",
-        taker_rate=0.0,
+        taker_rate=args.taker_rate,
         disk_headroom_bytes=args.headroom,
     )
     profile = profile_of(stack, work / "likkerctl")
@@ -257,6 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "headroom": args.headroom,
             "rate": args.rate,
             "bot_share": args.bot_share,
+            "taker_rate": args.taker_rate,
             "incident_s": args.incident,
             "after_s": args.after,
             "disk": "shared" if args.shared_disk else "own tmpfs",
@@ -336,6 +338,7 @@ def main() -> None:
     parser.add_argument("--headroom", type=size, default=600_000_000, help="e.g. 600MB")
     parser.add_argument("--rate", type=float, default=150.0, help="likes/s of the load")
     parser.add_argument("--bot-share", type=float, default=0.7)
+    parser.add_argument("--taker-rate", type=float, default=0.0, help="msg/s per taker, 0: unpaced")
     parser.add_argument("--incident", type=float, default=75.0, help="seconds before the fix")
     parser.add_argument("--after", type=float, default=150.0, help="seconds watched after it")
     parser.add_argument("--control-rate", type=float, default=50.0, help="msg/s, control queue")
