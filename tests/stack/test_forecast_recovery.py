@@ -13,29 +13,22 @@ runbooks' `recovered`), fitted since a change of slope, and the actions queue wr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from likkerctl.runbooks.steps import recovered
-from tests.helpers import RunningStack, assert_all_gone, start_stack, wait_for
-from tests.incident import StoppableLoad, fix, own_disk
+from tests.conftest import stack_fixture
+from tests.helpers import RunningStack, wait_for
+from tests.incident import StoppableLoad, fix
 from tests.ops.conftest import Cli
 
 HEADROOM = 600_000_000
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with own_disk(tmp_path_factory.mktemp("own-disk") / "state") as state:
-        running = start_stack(
-            state, takers=2, retry_policy="requeue", taker_rate=0.0, disk_headroom_bytes=HEADROOM
-        )
-        try:
-            yield running
-        finally:
-            assert_all_gone(running.down())
+stack = stack_fixture(
+    own_disk=True, takers=2, retry_policy="requeue", taker_rate=0.0, disk_headroom_bytes=HEADROOM
+)
 
 
 @pytest.fixture(scope="module")
