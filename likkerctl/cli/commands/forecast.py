@@ -49,11 +49,14 @@ def forecast_cmd(
     ] = 0.0,
     json_out: JsonOut = False,
 ) -> None:
-    """When free disk reaches the broker's disk_free_limit (and publishers are blocked).
+    """When free disk reaches the broker's disk_free_limit (and publishers are blocked), and
+    which queues write the broker's log.
 
-    The fit, its window and method are shown; "not filling" when that is the truth, "not
-    enough data" when the samples cannot say. Without Prometheus, likkerctl's own sampler
-    polls the management API and keeps the samples (use --watch to collect them).
+    The fit, its window and method are shown, and where it begins (after a step up or a
+    change of slope: a fix, an incident); "not filling" when that is the truth (a WAL
+    saw-tooth is bounded), "not enough data" when the samples cannot say. Without
+    Prometheus, likkerctl's own sampler polls the management API and keeps the samples (use
+    --watch to collect them), and the log writers are the management API's rates.
     """
     from likkerctl.core.disk import sources  # numpy: only when a forecast is made
 
