@@ -7,6 +7,7 @@ installs them, and a suite that silently skips its integration tests proves noth
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -14,15 +15,26 @@ import pytest
 from tests.helpers import RunningStack, assert_all_gone, start_stack
 
 
-def stack_fixture(**settings: Any) -> Callable[..., Iterator[RunningStack]]:
-    """A module-scoped fixture running one stack with the given settings."""
+def stack_fixture(own_disk: bool = False, **settings: Any) -> Callable[..., Iterator[RunningStack]]:
+    """A module-scoped fixture running one stack with the given settings.
+
+    `own_disk`: the stack's state dir is a tmpfs of its own (tests/incident.py), for tests
+    that expect free disk to move only with what the stack writes; this machine's disk is
+    shared with other test runs, which write and delete hundreds of MB meanwhile.
+    """
 
     @pytest.fixture(scope="module")
     def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-        stack = start_stack(tmp_path_factory.mktemp("stack"), **settings)
-        try:
-            yield stack
-        finally:
-            assert_all_gone(stack.down())
+        with ExitStack() as cleanup:
+            state = tmp_path_factory.mktemp("stack")
+            if own_disk:
+                from tests.incident import own_disk as mounted
+
+                state = cleanup.enter_context(mounted(state / "own-disk"))
+            stack = start_stack(state, **settings)
+            try:
+                yield stack
+            finally:
+                assert_all_gone(stack.down())
 
     return _stack

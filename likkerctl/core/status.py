@@ -1,7 +1,7 @@
 """The broker's state as operators read it: queue and node rows, and the rules derived from
 them, computed once for `status`, `top`, `forecast`, the dashboard and the runbooks.
 
-- A queue's rates are the management API's 30-second averages (`message_rate`).
+- A queue's rates are the management API's 30-second averages (`rabbit.message_rate`).
 - Redeliveries are **hot** when a queue redelivers more than it acks (at least 1/s): the
   Friday signature, where depth looks calm (`redeliveries_hot`). On the actions queue a
   redelivery share of deliveries above `HOT_SHARE` is the same alarm said as a share.
@@ -14,15 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from likkerctl.core.clients import rabbit
+from likkerctl.core.clients.rabbit import message_rate
 from likkerctl.core.profile import Profile
 
 HOT_SHARE = 0.5
-
-
-def message_rate(stats: dict[str, Any], key: str) -> float:
-    """Messages/s of one of a queue's `message_stats` (avg over the requested window)."""
-    details = stats.get(f"{key}_details", {})
-    return float(details.get("avg_rate", details.get("rate", 0.0)))
 
 
 def queue_row(qd: dict[str, Any]) -> dict[str, Any]:

@@ -139,14 +139,35 @@ def disk_text(nodes: list[dict[str, Any]] | None, forecast: dict[str, Any] | Non
         text.append("\n")
     if forecast and forecast.get("answer"):
         fc = Forecast.from_json(forecast["answer"])
-        text.append_text(forecast_text(fc))
+        # Who writes the log comes right after the answer: the panel shows what fits.
+        said, *rest = forecast_text(fc).split("\n")
+        text.append_text(said)
+        for line in [*writer_lines(forecast), *rest]:
+            text.append("\n")
+            text.append_text(line)
+        regime = readable.regime(fc.regime_reason, fc.regime_since)
         text.append(
-            f"\nTheil-Sen, {fc.points} pts/{fc.window_s:,.0f}s, {forecast['source']}",
+            f"\nTheil-Sen, {fc.points} pts/{fc.window_s:,.0f}s, {forecast['source']}"
+            + (f", {regime}" if regime else ""),
             style="dim",
         )
     elif forecast is not None:
         text.append_text(forecast_text(None))
     return text
+
+
+def writer_lines(forecast: dict[str, Any]) -> list[Text]:
+    """The busiest writer of the broker's log; nothing when the forecast has no writers
+    (a recording made before they were read)."""
+    if "writers" not in forecast:
+        return []
+    rows = forecast["writers"]
+    if not rows:
+        return [Text(f"log writers: {forecast.get('writers_note') or 'none found'}", style="dim")]
+    top = rows[0]
+    text = Text("top log writer ", style="dim")
+    text.append(readable.writer(top), style="bold red" if top["share"] > 0.5 else "bold")
+    return [text]
 
 
 def redelivery_text(

@@ -17,7 +17,17 @@ from tests.cli.conftest import Runner
 from tests.cli.replay import ReplayServer
 
 ACTIONS_PATH = f"/api/queues/%2F/{contract.ACTIONS_QUEUE}"
-FORECAST_KEYS = {"source", "fallback_reason", "window_s", "answer", "nodes", "redeliveries"}
+FORECAST_KEYS = {
+    "source",
+    "fallback_reason",
+    "window_s",
+    "answer",
+    "nodes",
+    "writers",
+    "writers_note",
+    "redeliveries",
+}
+QUEUES_PATH = "/api/queues/%2F"
 
 
 def stored_samples(state_dir: Path) -> list[tuple[str, float, float]]:
@@ -69,7 +79,49 @@ def test_sampler_forecast_keeps_every_poll_and_answers_from_the_management_api(
         "redeliver_share": round(redeliver / deliver, 4),
     }
     # Only the management API was asked; nothing of Prometheus (it is not the source).
-    assert set(replay.paths_seen()) == {"/api/nodes", ACTIONS_PATH}
+    assert set(replay.paths_seen()) == {"/api/nodes", ACTIONS_PATH, QUEUES_PATH}
+
+
+def test_sampler_forecast_names_the_log_writers_from_management_rates_as_a_proxy(
+    run: Runner, replay: ReplayServer
+) -> None:
+    doc = run("forecast", "--source", "sampler", "--json").json
+    queues = {q["name"]: q for q in replay.recordings.body(QUEUES_PATH) if q["type"] == "quorum"}
+    rates = {
+        name: sum(
+            avg_rate(q, k)
+            for k in ("publish", "redeliver", "ack")
+            if f"{k}_details" in q["message_stats"]
+        )
+        for name, q in queues.items()
+    }
+    total = sum(rates.values())
+    assert doc["writers_note"] == (
+        "the disk figures came from the sampler: management API rates (publish + redeliver + "
+        "ack msg/s) as a proxy"
+    )
+    # The recording's incident: the actions queue cycles, the DLQ only receives.
+    assert [w["queue"] for w in doc["writers"]] == [contract.ACTIONS_QUEUE, contract.DLQ_QUEUE]
+    for w in doc["writers"]:
+        assert w == {
+            "node": "likker@localhost",
+            "vhost": "/",
+            "queue": w["queue"],
+            "entries_per_s": round(rates[w["queue"]], 1),
+            "retained": None,
+            "share": round(rates[w["queue"]] / total, 4),
+            "source": "management (proxy)",
+        }
+    assert doc["writers"][0]["share"] > 0.8
+
+    human = run("forecast", "--source", "sampler").stdout.splitlines()
+    actions = doc["writers"][0]
+    at = human.index("log writers (management (proxy)):")
+    assert human[at + 1].startswith(
+        f"  likker@localhost: likker.actions {actions['share']:.0%} "
+        f"({actions['entries_per_s']:,.0f} msg/s), likker.actions.dlq "
+    )
+    assert human[at + 2] == f"  {doc['writers_note']}"
 
 
 def test_sampler_forecast_of_a_node_at_its_disk_limit_says_publishers_are_blocked(

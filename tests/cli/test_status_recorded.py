@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,12 @@ def recording(name: str) -> dict[str, Any]:
     return dict(json.loads((DASHBOARD_RECORDINGS / f"{name}.json").read_text()))
 
 
-def status_of(name: str, *args: str, env: dict[str, str | None]) -> Result:
-    """`status` on a recording, through the Typer app: main() builds its own AppState, so
-    readings can only be given as CliRunner's `obj=`. An error then stays in
+def status_of(name: str | Path, *args: str, env: dict[str, str | None]) -> Result:
+    """`status` on a recording (by name, or a file), through the Typer app: main() builds its
+    own AppState, so readings can only be given as CliRunner's `obj=`. An error then stays in
     `result.exception` (main() would print it and map it with cli.errors.exit_code)."""
-    readings = RecordedReadings.load(DASHBOARD_RECORDINGS / f"{name}.json")
+    path = name if isinstance(name, Path) else DASHBOARD_RECORDINGS / f"{name}.json"
+    readings = RecordedReadings.load(path)
     return CliRunner().invoke(app, ["status", *args], obj=AppState(readings=readings), env=env)
 
 
@@ -208,3 +210,56 @@ def test_cli_and_dashboard_show_the_same_figures_for_the_same_recorded_state(
     cli_line = next(line for line in cli.stdout.splitlines() if line.startswith("disk forecast"))
     assert ETA.findall(cli_line) == ETA.findall(tui["disk"]) == ["49 min"]
     assert RANGE.findall(cli_line) == RANGE.findall(tui["disk"]) == ["between 39 min and 63 min"]
+
+
+# Per-object Raft figures read from the reference stack's broker while its actions queue was
+# shovelled to the DLQ (a Friday fix), in the shape `forecast --json` gives them.
+WRITERS = [
+    {
+        "node": "127.0.0.1:15790",
+        "vhost": "/",
+        "queue": "likker.actions",
+        "entries_per_s": 1601.4,
+        "retained": 36420.0,
+        "share": 0.7660,
+        "source": "prometheus",
+    },
+    {
+        "node": "127.0.0.1:15790",
+        "vhost": "/",
+        "queue": "likker.actions.dlq",
+        "entries_per_s": 489.2,
+        "retained": 9801.0,
+        "share": 0.2340,
+        "source": "prometheus",
+    },
+]
+
+
+def test_cli_and_dashboard_name_the_same_top_log_writer_and_regime(
+    env: dict[str, str | None], tmp_path: Path
+) -> None:
+    data = recording("friday")
+    forecast = data["parts"]["forecast"]["value"]
+    since = forecast["answer"]["at"] - 95
+    forecast["answer"].update(regime_since=since, regime_reason="slope change")
+    forecast.update(writers=WRITERS, writers_note=None)
+    path = tmp_path / "friday-with-writers.json"
+    path.write_text(json.dumps(data))
+
+    cli = status_of(path, env=env)
+    assert cli.exit_code == 0, cli.output
+    clock = datetime.fromtimestamp(since).strftime("%H:%M")
+    top = "likker.actions 77% (1,601 entries/s, 36,420 retained)"
+    assert f"top log writer (prometheus): {top} on 127.0.0.1:15790" in cli.stdout
+    assert f"falling 284.7 kB/s; since {clock}, after a slope change" in cli.stdout
+    disk = dashboard_texts(path)["disk"]
+    assert f"top log writer {top}" in disk
+    assert f"since {clock}, after a slope change" in disk
+    assert json.loads(status_of(path, "--json", env=env).stdout)["forecast"]["writers"] == WRITERS
+
+
+def test_a_recording_without_writers_shows_no_writer_line(env: dict[str, str | None]) -> None:
+    assert "writers" not in recording("friday")["parts"]["forecast"]["value"]
+    assert "log writer" not in status_of("friday", env=env).stdout
+    assert "log writer" not in dashboard_texts(DASHBOARD_RECORDINGS / "friday.json")["disk"]

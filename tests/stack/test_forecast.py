@@ -31,7 +31,10 @@ from tests.ops.conftest import Cli
 HEADROOM = 600_000_000
 ALERT = "LikkerBrokerDiskFullWithinOneHour"
 
+# A disk of its own: the alert must fire from the incident's fill, and the accuracy test's
+# writer must be the only thing filling the disk (others' test runs share this machine's).
 stack = stack_fixture(
+    own_disk=True,
     takers=2,
     retry_policy="requeue",
     taker_rate=0.0,
@@ -165,8 +168,8 @@ def test_friday_under_requeue_is_fixed_by_the_webhook_unattended(
     assert drained, stack.sample("likker.actions", 20)
 
     # Not filling any more within the alert's hour: the webhook said so, and so does the
-    # forecast now over the last half minute. (Prometheus's own TSDB and the machine's other
-    # tenants share the disk, so a slow fill of a few kB/s usually remains, days from full.)
+    # forecast now over the last half minute. (Prometheus's own TSDB and the stack's logs
+    # share its disk, so a slow fill of a few kB/s usually remains, days from full.)
     forecast = cli("forecast", "--window", "30", "--json")
     assert recovered(forecast.json["answer"], 3600), forecast.json["answer"]
 

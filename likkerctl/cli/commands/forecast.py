@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from likkerctl.cli.output import JsonOut, emit_json, out, state
-from likkerctl.cli.tables import describe_forecast
+from likkerctl.cli.tables import describe_forecast, writers_lines
 from likkerctl.core import status
 from likkerctl.core.messages import sampling
 from likkerctl.core.profile import Profile
@@ -49,11 +49,14 @@ def forecast_cmd(
     ] = 0.0,
     json_out: JsonOut = False,
 ) -> None:
-    """When free disk reaches the broker's disk_free_limit (and publishers are blocked).
+    """When free disk reaches the broker's disk_free_limit (and publishers are blocked), and
+    which queues write the broker's log.
 
-    The fit, its window and method are shown; "not filling" when that is the truth, "not
-    enough data" when the samples cannot say. Without Prometheus, likkerctl's own sampler
-    polls the management API and keeps the samples (use --watch to collect them).
+    The fit, its window and method are shown, and where it begins (after a step up or a
+    change of slope: a fix, an incident); "not filling" when that is the truth (a WAL
+    saw-tooth is bounded), "not enough data" when the samples cannot say. Without
+    Prometheus, likkerctl's own sampler polls the management API and keeps the samples (use
+    --watch to collect them), and the log writers are the management API's rates.
     """
     from likkerctl.core.disk import sources  # numpy: only when a forecast is made
 
@@ -76,6 +79,8 @@ def forecast_cmd(
                 f"  source: {result.source}"
                 + (f" ({result.fallback_reason})" if result.fallback_reason else "")
             )
+            for line in writers_lines(result.as_json()):
+                out.print(line)
             share = signals["redeliver_share"]
             out.print(
                 f"redeliveries on {signals['queue']}: {signals['redeliver_rate']:,.0f}/s, "

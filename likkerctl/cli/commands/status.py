@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from likkerctl.cli.output import JsonOut, out, show, state
-from likkerctl.cli.tables import forecast_line, takers_table
+from likkerctl.cli.tables import forecast_line, takers_table, top_writer_line
 from likkerctl.core import readable, status
 from likkerctl.core.readings import LiveReadings, collect_status
 
@@ -27,11 +27,13 @@ def status_cmd(
     if json_out:
         show(True, data)
         return
+    writer = top_writer_line(data["forecast"])
     show(
         False,
         data,
         nodes_table(data["nodes"]),
         f"disk forecast{_source(data['forecast'])}: {forecast_line(data['forecast'])}",
+        *([writer] if writer else []),
         queues_table(data["queues"]),
         takers_table(data["takers"], data.get("error")),
     )

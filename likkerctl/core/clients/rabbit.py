@@ -32,6 +32,12 @@ def q(name: str) -> str:
 RATE_WINDOW = {"msg_rates_age": 30, "msg_rates_incr": 5}
 
 
+def message_rate(stats: dict[str, Any], key: str) -> float:
+    """Messages/s of one of a queue's `message_stats` (avg over the requested window)."""
+    details = stats.get(f"{key}_details", {})
+    return float(details.get("avg_rate", details.get("rate", 0.0)))
+
+
 class Management:
     """A thin client of the RabbitMQ management API (3.10+), single node or cluster."""
 
