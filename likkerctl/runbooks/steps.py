@@ -238,7 +238,7 @@ class VerifyForecast:
                 fc = sources.forecast_all(ctx.profile, params["source"], 600.0).as_json()
                 counts.update(forecast=fc["answer"])
                 return StepResult(
-                    "ok", f"observe: not waiting; the forecast now: {_describe(fc['answer'])}"
+                    "ok", f"dry run: not waiting; the forecast now: {_describe(fc['answer'])}"
                 )
             ctx.sleep(params["settle_s"])
             checks = 0
