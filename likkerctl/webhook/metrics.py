@@ -42,3 +42,8 @@ class Metrics:
         self.running = Gauge(
             "likkerctl_runbooks_running", "Runbooks running now", registry=registry
         )
+        self.pending = Gauge(
+            "likkerctl_runbooks_pending",
+            "Runs planned in approve mode, waiting for a decision",
+            registry=registry,
+        )

@@ -306,7 +306,7 @@ class Remediator:
                 approve=f"likkerctl webhook approve {row_id}",
             ),
         )
-        self.metrics.runs.labels(runbook.name, ledger_mod.PENDING).inc()
+        self.metrics.pending.inc()
         log.info(
             "%s: run %d planned, waiting for approval until %s",
             info.key,
@@ -345,6 +345,7 @@ class Remediator:
         with self._waiting_lock:
             if self.waiting.pop(w.run_id, None) is None:
                 return  # settled already
+        self.metrics.pending.dec()
         log.info("run %d: %s by %s", w.run_id, approval["decision"], approval["decided_by"])
         self.pool.submit(self._settle, w, approval)
 
@@ -387,7 +388,7 @@ class Remediator:
             runbook = self.runbooks.runbooks.get(a["runbook"]) or approval_rules.stand_in(
                 a["runbook"], a["target"]
             )
-            info = alert_info(a["alert"])
+            info = alert_info(a["alert_info"])
             holder = self.locks.try_take(a["target"], info.key)
             if holder is not None and holder != info.key:
                 log.warning("run %d: %s is held by %s", a["run"], a["target"], holder)
@@ -395,6 +396,7 @@ class Remediator:
             received = datetime.fromisoformat(row["received_at"])
             with self._waiting_lock:
                 self.waiting[a["run"]] = Waiting(a["run"], info, runbook, a["target"], received)
+            self.metrics.pending.inc()
             adopted.append(a["run"])
         return adopted
 

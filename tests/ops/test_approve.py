@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.helpers import RunningStack, drain_ids, fill_queue, wait_for
 from tests.ops.conftest import Cli, depth
@@ -145,6 +146,8 @@ def test_approved_run_does_every_step_once_with_the_approver(
         assert depth(ops_stack, dst) == 0 and consumers(ops_stack) == 2
         [page] = pages(am, "LikkerRunbookAwaitsApproval", row)
         assert f"likkerctl webhook approve {run} before" in page["annotations"]["summary"]
+        assert "likkerctl_runbooks_pending 1.0" in requests.get(f"{hook.url}/metrics").text
+        assert requests.get(f"{hook.url}/healthz").json()["pending"] == [run]
         listed = cli("webhook", "log", "--pending", env={"LIKKER_AUDIT_DB_URL": hook.audit_url})
         assert f"(webhook approve {run})" in listed.stdout, listed.stdout
 
@@ -159,6 +162,7 @@ def test_approved_run_does_every_step_once_with_the_approver(
         finished = settled(hook, run)
         assert finished["outcome"] == "ok", finished["detail"]
         assert finished["detail"]["approved_by"].startswith("ann (OS user ")
+        assert "likkerctl_runbooks_pending 0.0" in requests.get(f"{hook.url}/metrics").text
         # Every step once, for real, with the approver on its row.
         assert acted(hook, key) == {
             "runbook move": 2,  # the page of the pending run, then the run
@@ -200,6 +204,34 @@ def test_approved_run_does_every_step_once_with_the_approver(
     bot = {i for i, b in filled.items() if b == BOT}
     assert set(in_dst) == bot and set(in_src) == set(filled) - bot
     assert consumers(ops_stack) == 2  # resumed
+
+
+def test_a_decision_taken_while_the_webhook_is_down_is_acted_on_when_it_starts(
+    cli: Cli,
+    ops_stack: RunningStack,
+    queues: tuple[str, str],
+    am: Alertmanager,
+    filled: dict[str, int | None],
+    tmp_path: Path,
+) -> None:
+    src, dst = queues
+    with approve_hook(cli, tmp_path, am, timeout=120) as hook:
+        fire(am, queues)
+        run = pending_run(hook)["id"]
+    # The webhook is stopped; the decision goes to the database all the same.
+    env = {"LIKKER_AUDIT_DB_URL": hook.audit_url}
+    done = cli("webhook", "approve", str(run), "--by", "ann", "--yes", env=env)
+    assert done.rc == 0, done.stderr
+    assert next(r for r in hook.ledger() if r["id"] == run)["outcome"] == "pending"
+    assert drain_ids(cli.stack.settings.amqp_url, dst) == []
+    with approve_hook(cli, tmp_path, am, timeout=120) as again:
+        finished = settled(again, run)
+        assert finished["outcome"] == "ok", finished["detail"]
+        assert f"waiting again for decisions on run(s) {run}" in again.log.read_text()
+    in_dst = set(drain_ids(cli.stack.settings.amqp_url, dst))
+    in_src = set(drain_ids(cli.stack.settings.amqp_url, src))
+    bot = {i for i, b in filled.items() if b == BOT}
+    assert in_dst == bot and in_src == set(filled) - bot
 
 
 def refused(

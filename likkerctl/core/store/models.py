@@ -135,6 +135,7 @@ class RunApproval(Base):
         return {
             "run": self.run_id,
             "alert": self.alert_key,
+            "alert_info": self.alert,
             "alertname": self.alertname,
             "runbook": self.runbook,
             "target": self.target,
