@@ -59,7 +59,7 @@ class StackSettings:
     # incident reaches the disk alarm in minutes on a big disk (`stack up --disk-headroom`).
     disk_headroom_bytes: int | None = None
     # `likkerctl webhook serve` for Alertmanager: observe (dry runs, recorded) until an
-    # operator opts in to enforce; runbooks from this TOML file, else the built-in ones.
+    # operator opts in to approve or enforce; runbooks from this TOML file, else the built-in ones.
     webhook_mode: str = "observe"
     webhook_runbooks: str | None = None
     rabbit_user: str = "guest"

@@ -8,6 +8,7 @@ its `params`, `plan()` and `execute()`; both return JSON-able dicts with a `summ
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +62,13 @@ def perform(
     confirm: Callable[[str], None] | None = None,
     on_progress: OnProgress | None = None,
     alert: str | None = None,
+    runbook: dict[str, Any] | None = None,
 ) -> Performed:
     """Plan, then (unless a dry run) confirm and execute; one audit row for all of it.
 
     `confirm(question)` raises to refuse. A result with an `error` is recorded as failed.
+    `alert` files the row under an alert's key (a runbook's steps; a decision on a run says
+    its own, `alert_key`); `runbook` says which run of which runbook, in which mode.
     """
     from likkerctl.core.store import audit  # SQLAlchemy: only when something is done
 
@@ -74,7 +78,8 @@ def perform(
         command=op.command,
         params=op.params,
         dry_run=dry_run,
-        alert=alert,
+        alert=alert if alert is not None else getattr(op, "alert_key", None),
+        runbook=runbook,
     ) as action:
         plan = op.plan(profile, dry_run)
         action.counts.update(plan=plan)
@@ -440,6 +445,114 @@ class BotCommand:
             )
         )
         return {"bot": result, "summary": summary}
+
+
+# -- decisions on the webhook's runs ---------------------------------------------------
+@dataclass
+class RunDecision:
+    """Approve or reject a run the webhook planned in approve mode.
+
+    The decision goes to likkerctl's database, where the webhook polls for it (within a
+    second), so it works from any process and across a restart of the webhook. Who decided:
+    `by` (or the OS user), and the audit row's OS user; filed under the run's alert.
+    """
+
+    verb: str  # approve | reject
+    run_id: int
+    by: str | None = None
+    reason: str | None = None
+    alert_key: str | None = None  # the run's alert, so the audit row sits with its steps
+
+    def __post_init__(self) -> None:
+        if self.verb not in ("approve", "reject"):
+            raise InvalidInput(f"webhook: unknown decision {self.verb!r}")
+        if self.by is not None and not self.by.strip():
+            raise InvalidInput("--by must not be empty")
+
+    @classmethod
+    def of(
+        cls,
+        profile: Profile,
+        verb: str,
+        run_id: int,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> RunDecision:
+        """The decision, filed under its run's alert when the run is known."""
+        from likkerctl.core.store import approvals  # SQLAlchemy: only for a decision
+
+        approval, ledger = approvals.get(profile.audit_url, run_id)
+        key = (approval or ledger or {}).get("alert")
+        return cls(verb, run_id, by, reason, key)
+
+    @property
+    def command(self) -> str:
+        return f"webhook {self.verb}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return params_of(run=self.run_id, by=self.by, reason=self.reason)
+
+    def plan(self, profile: Profile, dry_run: bool) -> dict[str, Any]:
+        from likkerctl.core.store import approvals  # SQLAlchemy: only for a decision
+
+        approval, ledger = approvals.get(profile.audit_url, self.run_id)
+        noop = approvals.check(self.run_id, approval, ledger, self.verb, time.time()) == "noop"
+        assert approval is not None  # check raised otherwise
+        steps = approval["plan"].get("steps", [])
+        if noop:
+            summary = (
+                f"Leave run {self.run_id} as it is: already {approval['decision']} by "
+                f"{approval['decided_by']}"
+            )
+        else:
+            summary = (
+                f"{self.verb.capitalize()} run {self.run_id}: runbook {approval['runbook']} for "
+                f"{approval['alertname']}, {len(steps)} step(s) planned, waiting until "
+                f"{approval['expires_at'][11:19]} UTC"
+            )
+        return {
+            "run": self.run_id,
+            "runbook": approval["runbook"],
+            "alert": approval["alert"],
+            "alertname": approval["alertname"],
+            "expires_at": approval["expires_at"],
+            "steps": steps,
+            "noop": noop,
+            "decision": approval["decision"],
+            "summary": summary,
+        }
+
+    def execute(
+        self, profile: Profile, plan: dict[str, Any], on_progress: OnProgress | None
+    ) -> dict[str, Any]:
+        from likkerctl.core.store import approvals, audit  # SQLAlchemy: only for a decision
+
+        user = audit.os_user()
+        approval, decided = approvals.decide(
+            profile.audit_url,
+            self.run_id,
+            self.verb,
+            by=self.by or user,
+            os_user=user,
+            reason=self.reason,
+        )
+        who = approval["decided_by"]
+        if not decided:
+            summary = f"run {self.run_id} was already {approval['decision']} by {who}; no change"
+        elif self.verb == "approve":
+            summary = f"run {self.run_id} approved by {who}: the webhook runs it within seconds"
+        else:
+            summary = f"run {self.run_id} rejected by {who}: nothing is done; the webhook escalates"
+        return {
+            "run": self.run_id,
+            "decision": approval["decision"],
+            "decided_by": who,
+            "os_user": approval["os_user"],
+            "decided_at": approval["decided_at"],
+            "noop": not decided,
+            "summary": summary,
+        }
 
 
 def raise_for(result: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """What `status` and the dashboard read, part by part, from live servers or a recording.
 
 A *part* is one independent source — nodes, queues, forecast, takers, alerts, offenders,
-bots, audit — so a slow or dead server fails only its own part. `LiveReadings` asks the real
+bots, audit, approvals (the webhook's runs waiting for a decision) — so a slow or dead server
+fails only its own part. `LiveReadings` asks the real
 servers through the core's functions; `RecordedReadings` replays a recording made with
 `likkerctl dashboard --record`, so the CLI and the dashboard can be fed the very same state
 in tests and benchmarks. `collect_status` is the `likkerctl status --json` document.
@@ -26,7 +27,12 @@ KINDS: dict[str, type[LikkerError]] = {
     for kind in (errors.Unreachable, errors.AuthRefused, errors.NotFound, errors.Failed)
 }
 
-PARTS = ("nodes", "queues", "forecast", "takers", "alerts", "offenders", "bots", "audit")
+PARTS = (
+    *("nodes", "queues", "forecast", "takers", "alerts", "offenders", "bots", "audit"),
+    "approvals",
+)
+# What a recording made before a part existed stands for: no runs waited for approval.
+ABSENT: dict[str, Any] = {"approvals": []}
 
 
 class Readings(Protocol):
@@ -94,6 +100,11 @@ class LiveReadings:
 
         return audit.entries(self.profile.audit_url, limit=8)
 
+    def _approvals(self) -> list[dict[str, Any]]:
+        from likkerctl.core.store import approvals  # SQLAlchemy: only when it is read
+
+        return approvals.waiting(self.profile.audit_url)
+
 
 class RecordedReadings:
     """Replays a recording: each part's value or error, at the recording's clock."""
@@ -110,6 +121,8 @@ class RecordedReadings:
         return float(self.data["at"])
 
     def fetch(self, part: str) -> Any:
+        if part not in self.data["parts"] and part in ABSENT:
+            return ABSENT[part]
         got = self.data["parts"].get(part, {"error": "not recorded"})
         if "error" in got:
             # The recorded kind, so a replayed outage means what the live one meant.

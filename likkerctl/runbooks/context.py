@@ -17,8 +17,9 @@ from typing import Any, Literal, Protocol
 from likkerctl.core import operations
 from likkerctl.core.profile import Profile
 
-Mode = Literal["observe", "enforce"]
-MODES: tuple[str, ...] = ("observe", "enforce")
+# How a run was started: the webhook's three modes, and `manual` (the dashboard's `f`).
+Mode = Literal["observe", "enforce", "approve", "manual"]
+MODES: tuple[str, ...] = ("observe", "enforce", "approve")  # what `webhook serve --mode` takes
 Status = Literal["ok", "skipped", "stop", "escalate", "failed"]
 
 REQUIRED: Any = object()
@@ -57,18 +58,44 @@ class RunContext:
     runbook: str
     alert: AlertInfo
     # Shared between the steps of one run (find-offenders leaves `offenders` for the others).
+    # JSON-able: the webhook saves it with each step, so a restart after a crash can finish
+    # the interrupted run's `always` steps with it (resume only the takers it paused).
     state: dict[str, Any] = field(default_factory=dict)
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] = lambda _m: None
+    # Approve and manual runs are planned first: every step as its dry run, shown to a human.
+    planning: bool = False
+    run_id: int | None = None  # the webhook's run (its ledger row); None from the dashboard
+    decided_by: str | None = None  # who approved (approve mode) or confirmed (manual)
+    # Called when `state` changed in a way a crash must not lose (a step is about to act).
+    checkpoint: Callable[[], None] = lambda: None
 
     @property
     def dry_run(self) -> bool:
-        return self.mode == "observe"
+        return self.mode == "observe" or self.planning
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        """What every audit row of this run records about it (mode, run, approver)."""
+        tags: dict[str, Any] = {"name": self.runbook, "mode": self.mode}
+        if self.planning:
+            tags["phase"] = "plan"
+        if self.run_id is not None:
+            tags["run"] = self.run_id
+        if self.decided_by:
+            tags["approved_by"] = self.decided_by
+        return tags
 
     def perform(self, op: operations.Operation) -> operations.Performed:
-        """Run `op` as the CLI would (a dry run in observe mode), audited under this alert."""
+        """Run `op` as the CLI would (a dry run in observe mode or while planning), audited
+        under this alert."""
         return operations.perform(
-            self.profile, op, dry_run=self.dry_run, confirm=None, alert=self.alert.key
+            self.profile,
+            op,
+            dry_run=self.dry_run,
+            confirm=None,
+            alert=self.alert.key,
+            runbook=self.tags,
         )
 
     @contextmanager
@@ -83,6 +110,7 @@ class RunContext:
             params=params,
             dry_run=self.dry_run,
             alert=self.alert.key,
+            runbook=self.tags,
         ) as action:
             yield action.counts
 
@@ -101,6 +129,8 @@ class RunContext:
             "annotations": dict(self.alert.annotations),
             "bots": ", ".join(str(o["bot"]) for o in offenders if o.get("bot") is not None),
             "escalation": self.state.get("escalation", ""),
+            "run": "" if self.run_id is None else str(self.run_id),
+            "expires_at": self.state.get("expires_at", ""),
         }
 
 
@@ -119,7 +149,7 @@ class Step(Protocol):
 
 TEMPLATE_KEYS = [
     *("actions_queue", "dlq", "profile", "runbook", "mode", "alertname", "alert"),
-    *("fingerprint", "labels", "annotations", "bots", "escalation"),
+    *("fingerprint", "labels", "annotations", "bots", "escalation", "run", "expires_at"),
 ]
 
 

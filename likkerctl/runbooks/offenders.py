@@ -121,3 +121,16 @@ def choose(stats: Iterable[ActorStats], t: Thresholds) -> Choice:
         return choice
     choice.selected = qualified
     return choice
+
+
+def within(choice: Choice, approved: Iterable[str]) -> Choice:
+    """`choice` narrowed to the `approved` actors (those of a plan a human approved); the
+    others are passed over, saying so."""
+    allowed = set(approved)
+    narrowed = Choice(passed_over=list(choice.passed_over), too_many=choice.too_many)
+    for s in choice.selected:
+        if s.actor in allowed:
+            narrowed.selected.append(s)
+        else:
+            narrowed.passed_over.append((s, "not in the approved plan"))
+    return narrowed

@@ -1,7 +1,8 @@
 """Runbook files: TOML, checked whole when loaded, so a mistake is found at start, not at 3 am.
 
-    mode = "observe"                  # optional; `webhook serve --mode` wins
+    mode = "observe"                  # optional (observe, enforce, approve); `--mode` wins
     max_runs_per_hour = 6             # runbook runs, all alerts together
+    approve_timeout_s = 900           # approve mode: no decision by then, nothing is done
 
     [runbooks.disk-full]
     alerts = ["LikkerBrokerDiskFullWithinOneHour"]   # or an alert's `runbook` annotation
@@ -9,7 +10,8 @@
 
     [[runbooks.disk-full.steps]]
     step = "find-offenders"           # a built-in or plugin step
-    when = "ok"                       # ok (default), escalated (after a failure) or always
+    when = "ok"                       # ok (default), escalated (after a failure), always,
+                                      # or pending (approve mode: tell a human it waits)
     max_actors = 3                    # the step's own parameters
 
 See docs/WEBHOOK.md for every step and parameter; `likkerctl webhook check` prints the result.
@@ -27,9 +29,9 @@ from typing import Any
 from likkerctl.core.errors import InvalidInput
 from likkerctl.runbooks.context import MODES, REQUIRED, Param, Step, render, sample_vars
 
-WHEN = ("ok", "escalated", "always")
-TOP_KEYS = {"mode", "max_runs_per_hour", "runbooks"}
-RUNBOOK_KEYS = {"description", "alerts", "target", "steps"}
+WHEN = ("ok", "escalated", "always", "pending")
+TOP_KEYS = {"mode", "max_runs_per_hour", "approve_timeout_s", "runbooks"}
+RUNBOOK_KEYS = {"description", "alerts", "target", "approve_timeout_s", "steps"}
 STEP_KEYS = {"step", "when"}
 
 
@@ -51,6 +53,9 @@ class Runbook:
     alerts: tuple[str, ...]
     target: str
     steps: tuple[StepSpec, ...]
+    # Approve mode: how long a planned run waits for `webhook approve|reject` (its own, or
+    # the file's); then nothing is done and it escalates.
+    approve_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,15 @@ class RunbookSet:
     mode: str | None
     max_runs_per_hour: int
     runbooks: dict[str, Runbook] = field(default_factory=dict)
+
+    def require_approve_timeouts(self, why: str) -> None:
+        """Approve mode chosen by `why` (a flag): every runbook needs its timeout."""
+        for r in self.runbooks.values():
+            if r.approve_timeout_s is None:
+                raise RunbookError(
+                    f"{self.source}: runbooks.{r.name}: {why} needs approve_timeout_s "
+                    "(seconds to wait for a decision), in the runbook or at the top of the file"
+                )
 
     def match(self, alertname: str, annotations: Mapping[str, str]) -> Runbook | None:
         """The runbook named by the alert's `runbook` annotation, else one listing its name."""
@@ -77,6 +91,7 @@ class RunbookSet:
                     "description": r.description,
                     "alerts": list(r.alerts),
                     "target": r.target,
+                    "approve_timeout_s": r.approve_timeout_s,
                     "steps": [{"step": s.step, "when": s.when, **s.params} for s in r.steps],
                 }
                 for name, r in self.runbooks.items()
@@ -126,7 +141,16 @@ def _check_value(where: str, name: str, param: Param, value: Any) -> Any:
     return value
 
 
-def _step(where: str, raw: Any, steps: Mapping[str, Step]) -> StepSpec:
+def _timeout(where: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise RunbookError(f"{where}: approve_timeout_s must be a number of seconds > 0")
+    return float(value)
+
+
+def step_spec(where: str, raw: Any, steps: Mapping[str, Step]) -> StepSpec:
+    """One step table checked against `steps`, its parameters' defaults filled in."""
     if not isinstance(raw, dict):
         raise RunbookError(f"{where}: must be a table")
     name = raw.get("step")
@@ -169,7 +193,8 @@ def parse(text: str, source: str, steps: Mapping[str, Step]) -> RunbookSet:
         raise RunbookError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
     mode = data.get("mode")
     if mode is not None and mode not in MODES:
-        raise RunbookError(f"{source}: mode must be observe or enforce, not {mode!r}")
+        raise RunbookError(f"{source}: mode must be one of {', '.join(MODES)}, not {mode!r}")
+    default_timeout = _timeout(source, data.get("approve_timeout_s"))
     rate = data.get("max_runs_per_hour", 6)
     if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
         raise RunbookError(f"{source}: max_runs_per_hour must be an integer >= 0")
@@ -206,6 +231,14 @@ def parse(text: str, source: str, steps: Mapping[str, Step]) -> RunbookSet:
         raw_steps = table.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             raise RunbookError(f"{where}: needs at least one [[runbooks.{name}.steps]]")
-        specs = tuple(_step(f"{where}.steps[{i}]", raw, steps) for i, raw in enumerate(raw_steps))
-        runbooks[name] = Runbook(name, description, tuple(alerts), target, specs)
+        specs = tuple(
+            step_spec(f"{where}.steps[{i}]", raw, steps) for i, raw in enumerate(raw_steps)
+        )
+        timeout = _timeout(where, table.get("approve_timeout_s")) or default_timeout
+        if mode == "approve" and timeout is None:
+            raise RunbookError(
+                f'{where}: mode = "approve" needs approve_timeout_s (seconds to wait for a '
+                "decision), in the runbook or at the top of the file"
+            )
+        runbooks[name] = Runbook(name, description, tuple(alerts), target, specs, timeout)
     return RunbookSet(source, mode, rate, runbooks)

@@ -50,6 +50,9 @@ class FindOffenders:
             msgs = sampling.sample(ctx.profile, params["queue"], params["sample"])
             stats = offenders.actor_stats(msgs, t.min_deliveries)
             choice = offenders.choose(stats, t)
+            approved = ctx.state.get("approved_actors")
+            if approved is not None:  # an approved run acts on no one the human did not see
+                choice = offenders.within(choice, approved)
             found = [s.as_json() for s in choice.selected]
             ctx.state["offenders"] = found
             counts.update(
@@ -139,8 +142,10 @@ class TakersStep:
         if params.get("only_paused_here") and "paused" not in ctx.state:
             return StepResult("skipped", "this run paused no takers")
         if self.verb == "pause":
-            # Set first: even a pause that fails half-way is this run's to undo.
+            # Set first, and saved before acting: even a pause that fails half-way, or that
+            # the process dies in, is this run's to undo.
             ctx.state["paused"] = params["target"]
+            ctx.checkpoint()
         return _outcome(ctx, ctx.perform(operations.TakersCommand(self.verb, params["target"])))
 
 
@@ -233,7 +238,7 @@ class VerifyForecast:
                 fc = sources.forecast_all(ctx.profile, params["source"], 600.0).as_json()
                 counts.update(forecast=fc["answer"])
                 return StepResult(
-                    "ok", f"observe: not waiting; the forecast now: {_describe(fc['answer'])}"
+                    "ok", f"dry run: not waiting; the forecast now: {_describe(fc['answer'])}"
                 )
             ctx.sleep(params["settle_s"])
             checks = 0
@@ -263,6 +268,10 @@ def _describe(answer: dict[str, Any] | None) -> str:
     return str(answer["status"])
 
 
+ESCALATED = "LikkerRunbookEscalated"
+AWAITS_APPROVAL = "LikkerRunbookAwaitsApproval"
+
+
 class Escalate:
     name = "escalate"
     description = (
@@ -277,18 +286,24 @@ class Escalate:
         ),
         "severity": Param(str, "page", "severity label of the escalation alert"),
         "hours": Param(float, 1.0, "the escalation alert expires after this many hours"),
+        "alertname": Param(
+            str, ESCALATED, f"the page's alertname ({AWAITS_APPROVAL} for a pending run)"
+        ),
     }
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> StepResult:
         now = datetime.now(UTC)
+        labels = {
+            "alertname": params["alertname"],
+            "severity": params["severity"],
+            "runbook": ctx.runbook,
+            "source_alertname": ctx.alert.name,
+            "source_fingerprint": ctx.alert.fingerprint,
+        }
+        if ctx.run_id is not None:  # each run its own page (Alertmanager merges equal labels)
+            labels["run"] = str(ctx.run_id)
         alert = {
-            "labels": {
-                "alertname": "LikkerRunbookEscalated",
-                "severity": params["severity"],
-                "runbook": ctx.runbook,
-                "source_alertname": ctx.alert.name,
-                "source_fingerprint": ctx.alert.fingerprint,
-            },
+            "labels": labels,
             "annotations": {"summary": params["summary"]},
             "startsAt": now.isoformat(),
             "endsAt": (now + timedelta(hours=params["hours"])).isoformat(),

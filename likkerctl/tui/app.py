@@ -30,10 +30,12 @@ from likkerctl.tui import render
 from likkerctl.tui.backend import PARTS, Backend
 from likkerctl.tui.parts import Part
 from likkerctl.tui.screens.action import ActionScreen
+from likkerctl.tui.screens.approvals import ApprovalsScreen
 from likkerctl.tui.screens.help import HelpScreen
+from likkerctl.tui.screens.runbook import RunbookScreen
 from likkerctl.tui.widgets.panel import Panel
 
-__all__ = ["ActionScreen", "Dashboard"]
+__all__ = ["ActionScreen", "ApprovalsScreen", "Dashboard", "RunbookScreen"]
 
 HISTORY = 60  # depth samples kept per queue for the sparkline
 
@@ -89,12 +91,13 @@ VIEWS: tuple[View, ...] = (
         marked_by=("takers",),
         draw=lambda app, takers: render.taker_rows(takers or []),
     ),
+    # The webhook's runs waiting for approval are listed above the alerts (when there are).
     View(
         "alerts",
         "p-alerts",
-        reads=("alerts",),
+        reads=("alerts", "approvals"),
         marked_by=("alerts",),
-        draw=lambda app, alerts: render.alerts_text(alerts),
+        draw=lambda app, alerts, waiting: render.alerts_text(alerts, waiting, app.clock()),
     ),
     View(
         "audit",
@@ -120,6 +123,10 @@ class Dashboard(App[None]):
         Binding("d", "replay_dlq", "Replay DLQ"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        # Not in the footer: the 80- and 120-column footers are full. `?` and ctrl+p list it.
+        Binding("f", "run_runbook", "Fix: run the runbook", show=False),
+        # In the footer only while a run waits for approval (check_action).
+        Binding("a", "approvals", "Approve/reject"),
     ]
     # (title, action, help) for the command palette and the help screen.
     ACTIONS: ClassVar[list[tuple[str, str, str]]] = [
@@ -137,6 +144,16 @@ class Dashboard(App[None]):
             "Archived to a JSON-lines file before each ack.",
         ),
         ("Replay the DLQ into the actions queue", "replay_dlq", "Lossless; headers kept."),
+        (
+            "Run the runbook of the firing alert",
+            "run_runbook",
+            "Every step's dry run, one confirmation, then each step (the webhook's engine).",
+        ),
+        (
+            "Review the webhook's runs waiting for approval",
+            "approvals",
+            "Each run's plan; approve or reject it.",
+        ),
         ("Refresh now", "refresh_now", "Fetch every panel again."),
     ]
 
@@ -191,6 +208,11 @@ class Dashboard(App[None]):
         if self.refresh_s > 0:
             self.set_interval(self.refresh_s, self.tick)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "approvals":  # offered while the webhook waits on a decision
+            return bool(self.parts["approvals"].value)
+        return True
+
     def get_system_commands(self, screen: Screen[Any]) -> Any:
         yield from super().get_system_commands(screen)
         for title, action, help_text in self.ACTIONS:
@@ -240,6 +262,8 @@ class Dashboard(App[None]):
         else:
             part.error = error
         self.render_part(name)
+        if name == "approvals":
+            self.refresh_bindings()
         if self.first_frame_at is None and all(p.at or p.error for p in self.parts.values()):
             self.first_frame_at = time.perf_counter() - self.started_at
 
@@ -279,7 +303,18 @@ class Dashboard(App[None]):
             return
         self.push_screen(ActionScreen(self.backend, op, title))
 
+    def action_run_runbook(self) -> None:
+        self.push_screen(RunbookScreen(self.backend, self.parts["alerts"].value))
+
+    def action_approvals(self) -> None:
+        # Also from the palette, which check_action does not guard: an empty list says so.
+        self.push_screen(
+            ApprovalsScreen(self.backend, self.parts["approvals"].value or [], self.clock())
+        )
+
     @on(ActionScreen.Finished)
+    @on(RunbookScreen.Finished)
+    @on(ApprovalsScreen.Decided)
     def refresh_after_action(self) -> None:
         # The run changed what the panels show (and added to the audit log): fetch them now
         # rather than at the next tick, which a replay (refresh_s=0) never has.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.coordinate import Coordinate
@@ -14,6 +15,10 @@ from textual.widgets import DataTable
 from likkerctl.core import readable, status
 from likkerctl.core.disk.figures import Forecast
 from likkerctl.core.readable import humanize
+
+if TYPE_CHECKING:  # the backend's types, for annotations only
+    from likkerctl.runbooks.engine import RunReport
+    from likkerctl.tui.backend import RunbookChoice, RunbookPlan
 
 QUEUE_COLUMNS = ("queue", "ready", "unacked", "in/s", "out/s", "redeliv/s", "cons", "depth")
 OFFENDER_COLUMNS = ("actor", "share", "status", "≈ in queue", "redeliveries", "max")
@@ -37,6 +42,8 @@ Every panel refreshes on its own; a server that is slow or down marks only its p
 | `s` | shovel the selected actor's messages from the actions queue to the DLQ |
 | `x` | purge the queue selected in *queues* (archived to a JSON-lines file first) |
 | `d` | replay the DLQ into the actions queue |
+| `f` | fix: run the runbook of the firing alert (or pick one): every step's dry run, one `y` |
+| `a` | the webhook's runs waiting for approval: `y` approves, `x` rejects the selected one |
 | `tab` / arrows | move between tables / rows |
 | `ctrl+p` | command palette: every action by name |
 | `?` | this help; `q` quits |
@@ -46,6 +53,9 @@ pause them (`p`) before shovelling (`s`), then resume (`r`).
 
 Every action shows its dry run first (what, how many, which engine) and does nothing until
 you press `y`. It runs the same code as the CLI command and is written to the audit log.
+`f` runs a whole runbook the same way: the webhook's engine and steps, every step's dry run
+listed first, one confirmation, then each step's progress; its audit rows go under the
+alert's key, beside the webhook's, with mode `manual`.
 
 *Offenders* comes from sampling the actions queue (500 messages every 15 s by default):
 sampling takes the messages and returns them at once, so each is marked redelivered and
@@ -254,7 +264,26 @@ def taker_rows(takers: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
-def alerts_text(alerts: dict[str, Any] | None) -> Text:
+def alerts_text(
+    alerts: dict[str, Any] | None,
+    waiting: list[dict[str, Any]] | None = None,
+    now: float = 0.0,
+) -> Text:
+    """The webhook's runs waiting for approval (when there are), then the firing alerts."""
+    firing = _firing_text(alerts)
+    if not waiting:
+        return firing
+    text = Text()
+    for w in waiting:
+        text.append(f"run {w['run']} awaits approval", style="bold yellow")
+        left = max(0.0, float(w["deadline"]) - now)
+        text.append(f"  {w['runbook']}, {humanize(left)} left: a", style="yellow")
+        text.append("\n")
+    text.append_text(firing)
+    return text
+
+
+def _firing_text(alerts: dict[str, Any] | None) -> Text:
     if alerts is None:
         return Text("")
     if not alerts.get("configured"):
@@ -268,6 +297,113 @@ def alerts_text(alerts: dict[str, Any] | None) -> Text:
         if a.get("summary"):
             text.append(f"  {a['summary']}", style="dim")
         text.append("\n")
+    return text
+
+
+# -- runbooks (`f`) and approvals (`a`) ------------------------------------------------------
+@dataclass(frozen=True)
+class StepRow:
+    """One step of a runbook on its screen: planned (a dry run) or done."""
+
+    index: int
+    step: str
+    status: str  # a step's status, or waiting | running
+    summary: str
+    dry_run: bool
+
+
+STEP_MARKS = {
+    "ok": ("✓", "green"),
+    "skipped": ("-", "dim"),
+    "stop": ("■", "yellow"),
+    "escalate": ("!", "bold yellow"),
+    "failed": ("✗", "bold red"),
+    "running": ("▶", "bold yellow"),
+    "waiting": ("·", "dim"),
+}
+
+
+def runbook_steps(rows: Mapping[int, StepRow]) -> Text:
+    """Each step on one line, in order: mark, name, what it would do or did."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for n, index in enumerate(sorted(rows)):
+        row = rows[index]
+        mark, style = STEP_MARKS.get(row.status, ("?", "red"))
+        if n:
+            text.append("\n")
+        text.append(f"{index + 1:>2}. ")
+        text.append(f"{mark} ", style=style)
+        text.append(f"{row.step:<16} ", style="bold" if row.status != "skipped" else "dim")
+        text.append(row.summary, style="dim" if row.status in ("skipped", "waiting") else "")
+    return text
+
+
+def runbook_title(choice: RunbookChoice) -> Text:
+    text = Text.assemble(("Runbook ", "bold"), (choice.runbook, "bold"))
+    if choice.alert.fingerprint != "manual":
+        text.append(f" for {choice.alert.name}", style="bold")
+        text.append(f"\nalert {choice.alert.key}", style="dim")
+    row = choice.webhook_run
+    if row:
+        text.append(
+            f"\nthe webhook has it as run {row['id']} ({row['mode']} mode: {row['outcome']})",
+            style="dim",
+        )
+    return text
+
+
+def plan_status(planned: RunbookPlan) -> Text:
+    report = planned.report
+    steps = sum(1 for s in report.steps if s.status != "skipped")
+    text = Text()
+    if report.needs_a_human:
+        text.append(f"The plan {report.outcome}: ", style="bold yellow")
+        text.append(f"{planned.state.get('escalation', '')}\n")
+    text.append("Dry run of each step above: nothing has been changed yet. ")
+    text.append("y", style="bold")
+    text.append(f" runs them ({steps} to act, mode manual, audited under the alert), ")
+    text.append("esc", style="bold")
+    text.append(" cancels.")
+    return text
+
+
+def run_status(report: RunReport) -> Text:
+    colour = {"ok": "green", "stopped": "green"}.get(report.outcome, "red")
+    text = Text.assemble(
+        ("runbook ", "bold"), (f"{report.runbook}: {report.outcome}", f"bold {colour}")
+    )
+    failed = [s for s in report.steps if s.status in ("failed", "escalate")]
+    if failed:
+        text.append(f"\n{failed[0].step}: {failed[0].summary}", style=colour)
+    return text
+
+
+APPROVAL_COLUMNS = ("run", "runbook", "alert", "left")
+
+
+def approval_rows(waiting: list[dict[str, Any]], now: float) -> list[Row]:
+    return [
+        (
+            str(w["run"]),
+            [
+                str(w["run"]),
+                w["runbook"],
+                w["alertname"],
+                humanize(max(0.0, float(w["deadline"]) - now)),
+            ],
+        )
+        for w in waiting
+    ]
+
+
+def approval_plan(w: dict[str, Any]) -> Text:
+    """A waiting run's plan: every step's dry run, as the webhook recorded it."""
+    rows = {
+        s["index"]: StepRow(s["index"], s["step"], s["status"], s["summary"], True)
+        for s in w["plan"].get("steps", [])
+    }
+    text = Text(f"Plan of run {w['run']} ({w['alert']}):\n", style="bold", no_wrap=True)
+    text.append_text(runbook_steps(rows))
     return text
 
 

@@ -2,30 +2,61 @@
 
 One row per alert firing and per resolution: (fingerprint:startsAt, status) is unique, so a
 notification delivered again (Alertmanager retries, HA pairs, five at once) finds its row
-taken and runs nothing. The runbook's steps are in the audit log under the same alert key.
+taken and runs nothing. The row's id is the run's (`webhook approve RUN`). While a runbook
+runs, the row's detail is its checkpoint — which step it is in, those it finished, the
+run's state, and which process owns it — so a restart after a crash knows where it stopped.
+The runbook's steps are in the audit log under the same alert key.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import psutil
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from likkerctl.core.store import approvals
 from likkerctl.core.store.engine import engine_for
 from likkerctl.core.store.models import ReceivedAlert
 
 if TYPE_CHECKING:  # pydantic only where payloads are parsed, not for every audit write
     from likkerctl.webhook.payload import Alert
 
-# Outcomes of a received alert.
-QUEUED, RUNNING = "queued", "running"
+# Outcomes of a received alert that are not final: waiting for a worker, running, waiting
+# for a human's decision (approve mode).
+QUEUED, RUNNING, PENDING = "queued", "running", approvals.PENDING
+UNFINISHED = (QUEUED, RUNNING, PENDING)
+
+
+def this_process() -> dict[str, Any]:
+    """Who owns a run: this process, by host, pid and start time (a recycled pid differs)."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "since": psutil.Process().create_time(),
+    }
+
+
+def owner_alive(owner: dict[str, Any] | None) -> bool:
+    """Whether the process that owns a run is still running (on another host: assumed so)."""
+    if not owner or "pid" not in owner:
+        return False
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        return abs(psutil.Process(int(owner["pid"])).create_time() - float(owner["since"])) < 0.01
+    except (psutil.Error, ValueError, TypeError, KeyError):
+        return False
 
 
 class Ledger:
     def __init__(self, url: str) -> None:
+        self.url = url
         self.engine = engine_for(url)
 
     def claim(
@@ -36,6 +67,7 @@ class Ledger:
         mode: str | None,
         outcome: str,
         received_at: datetime,
+        detail: dict[str, Any] | None = None,
     ) -> int | None:
         """Record the alert; None when this firing (or resolution) was recorded before."""
         row = ReceivedAlert(
@@ -49,8 +81,8 @@ class Ledger:
             runbook=runbook,
             mode=mode,
             outcome=outcome,
-            detail={},
-            finished_at=None if outcome in (QUEUED, RUNNING) else received_at,
+            detail=detail or {},
+            finished_at=None if outcome in UNFINISHED else received_at,
         )
         try:
             with Session(self.engine) as session, session.begin():
@@ -66,14 +98,36 @@ class Ledger:
             if row is None:
                 return
             row.outcome = outcome
-            if outcome not in (QUEUED, RUNNING):
+            if outcome not in UNFINISHED:
                 row.finished_at = datetime.now(UTC)
             if detail is not None:
                 row.detail = detail
 
-    def recent(self, limit: int = 50, alert: str | None = None) -> list[dict[str, Any]]:
+    def get(self, row_id: int) -> dict[str, Any] | None:
+        with Session(self.engine) as session:
+            row = session.get(ReceivedAlert, row_id)
+            return row.as_json() if row else None
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Runs not finished (queued, running, pending), oldest first."""
+        with Session(self.engine) as session:
+            query = (
+                select(ReceivedAlert)
+                .where(ReceivedAlert.outcome.in_(UNFINISHED))
+                .order_by(ReceivedAlert.id)
+            )
+            return [r.as_json() for r in session.scalars(query)]
+
+    def recent(
+        self, limit: int = 50, alert: str | None = None, pending: bool = False
+    ) -> list[dict[str, Any]]:
+        """Newest first, each with its `approval` (approve mode) or None."""
         with Session(self.engine) as session:
             query = select(ReceivedAlert).order_by(ReceivedAlert.id.desc()).limit(limit)
             if alert:
                 query = query.where(ReceivedAlert.alert_key == alert)
-            return [r.as_json() for r in session.scalars(query)]
+            if pending:
+                query = query.where(ReceivedAlert.outcome == PENDING)
+            rows = [r.as_json() for r in session.scalars(query)]
+        found = approvals.of_runs(self.url, [r["id"] for r in rows])
+        return [{**r, "approval": found.get(r["id"])} for r in rows]

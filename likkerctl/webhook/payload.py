@@ -8,10 +8,11 @@ mistyped ones are not.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from likkerctl.core.store.alerts import alert_key
 
 
 class PayloadError(ValueError):
@@ -38,7 +39,7 @@ class Alert(_Model):
     @property
     def key(self) -> str:
         """One firing of one alert: Alertmanager keeps startsAt until the alert resolves."""
-        return f"{self.fingerprint}:{self.starts_at.astimezone(UTC).isoformat()}"
+        return alert_key(self.fingerprint, self.starts_at)
 
 
 class Notification(_Model):

@@ -15,7 +15,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from likkerctl.tui.app import ActionScreen, Dashboard
+from likkerctl.tui.app import ActionScreen, ApprovalsScreen, Dashboard, RunbookScreen
 from likkerctl.tui.backend import RecordedBackend
 
 RECORDINGS = Path(__file__).parent / "recordings"
@@ -74,3 +74,62 @@ def test_an_action_in_progress(snap_compare: Any) -> None:
         assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
     finally:
         app.backend.release.set()  # type: ignore[attr-defined]
+
+
+# -- the runbook from the dashboard (`f`) and the webhook's pending runs (`a`) -------------------
+# friday-runbook.json is friday.json with a recorded runbook plan and run, and a run waiting
+# for approval (see its "note").
+async def until(pilot: Pilot[Any], check: Any, tries: int = 100) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("the screen never got there")
+
+
+def test_the_runbook_plan_screen_lists_every_steps_dry_run(snap_compare: Any) -> None:
+    app = app_for("friday-runbook")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("f")
+        screen = pilot.app.screen
+        assert isinstance(screen, RunbookScreen)
+        await until(pilot, lambda: screen.stage == "confirm")
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_a_runbook_run_shows_each_steps_progress(snap_compare: Any) -> None:
+    app = app_for("friday-runbook")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("f")
+        screen = pilot.app.screen
+        assert isinstance(screen, RunbookScreen)
+        await until(pilot, lambda: screen.stage == "confirm")
+        await pilot.press("y")
+        # The recording pauses before its 4th step: three done, the rest waiting.
+        await until(
+            pilot, lambda: [r.status for r in screen.rows.values()][:4] == ["ok"] * 3 + ["waiting"]
+        )
+        await pilot.pause()
+
+    try:
+        assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    finally:
+        app.backend.release.set()  # type: ignore[attr-defined]
+
+
+def test_pending_approvals_are_listed_with_their_plan(snap_compare: Any) -> None:
+    app = app_for("friday-runbook")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("a")
+        assert isinstance(pilot.app.screen, ApprovalsScreen)
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -1,4 +1,5 @@
-"""The webhook receiver, as a real process, against bad input and repeated deliveries.
+"""The webhook receiver, as a real process, against bad input, repeated deliveries and a
+kill -9 mid-run.
 
 Each test starts its own `likkerctl webhook serve` (own port, token, audit database) on the
 operations stack. The probe runbook only reads: it samples a test queue and checks the
@@ -20,6 +21,7 @@ import requests
 from tests.alertmanager_payload import alert, body, notification
 from tests.helpers import RunningStack, drain_ids, fill_queue, wait_for
 from tests.ops.conftest import Cli, depth
+from tests.ops.test_fleet import consumers
 from tests.ops.webhook_proc import Webhook, webhook
 
 # Slow on purpose (verify-forecast waits 2 s), so a second alert for the same target arrives
@@ -196,7 +198,7 @@ def test_observe_is_the_default_and_records_dry_runs(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--mode", "yolo"), "--mode must be observe or enforce"),
+        (("--mode", "yolo"), "--mode must be observe, enforce or approve"),
         (("--token-file", "/nonexistent/token"), "cannot read the webhook token"),
     ],
 )
@@ -220,15 +222,39 @@ alerts = ["LikkerTestMove"]
 target = "{src}"
 
 [[runbooks.move.steps]]
+step = "takers pause"
+
+[[runbooks.move.steps]]
 step = "shovel"
 source = "{src}"
 destination = "{dst}"
 where = "bot = {bot}"
 engine = "client"
+
+[[runbooks.move.steps]]
+step = "takers resume"
+when = "always"
+
+[[runbooks.move.steps]]
+step = "escalate"
+when = "escalated"
 """
 
 
-def test_a_remediation_killed_mid_move_loses_nothing_and_is_not_rerun(
+def escalations(ops_stack: RunningStack, fingerprint: str) -> list[dict[str, object]]:
+    """The pages about this alert in the stack's Alertmanager (where the webhook posts them)."""
+    resp = requests.get(
+        f"{ops_stack.settings.alertmanager_url}/api/v2/alerts",
+        params={
+            "filter": ['alertname="LikkerRunbookEscalated"', f'source_fingerprint="{fingerprint}"']
+        },
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return list(resp.json())
+
+
+def test_a_remediation_killed_mid_move_is_recovered_at_restart_and_loses_nothing(
     cli: Cli, ops_stack: RunningStack, queues: tuple[str, str], tmp_path: Path
 ) -> None:
     src, dst = queues
@@ -236,6 +262,7 @@ def test_a_remediation_killed_mid_move_loses_nothing_and_is_not_rerun(
     n, bot_id = 100_000, 77
     ids = fill_queue(url, src, n, bot_every=10, bot_id=bot_id, declare=False)
     a = alert("LikkerTestMove")
+    key = key_of(a)
     book = MOVE.format(src=src, dst=dst, bot=bot_id)
     with webhook(cli, tmp_path, book, "--mode", "enforce") as hook:
         assert hook.post(body(a)).json()["alerts"][0]["action"] == "queued"
@@ -244,12 +271,44 @@ def test_a_remediation_killed_mid_move_loses_nothing_and_is_not_rerun(
         hook.proc.wait()
     first = depth(ops_stack, dst)
     assert first < n // 10, "the kill came too late to prove anything"
-    # The run is left as it died: its rows say running. Alertmanager's repeat runs nothing.
+    # As the crash left it: running, the takers paused by the run.
+    assert hook.ledger(key)[0]["outcome"] == "running"
+    assert consumers(ops_stack) == 0
+    assert escalations(ops_stack, a["fingerprint"]) == []
+    # The restart recovers it before accepting alerts: interrupted, takers resumed, one page.
     with webhook(cli, tmp_path, book, "--mode", "enforce") as again:
-        assert again.ledger(key_of(a))[0]["outcome"] == "running"
+        [row] = again.ledger(key)
+        assert row["outcome"] == "interrupted", row
+        assert row["detail"]["interrupted"]["where"] == (
+            "its last finished step was step 1 (takers pause): ok; step 2 (shovel) did not finish"
+        )
+        assert [s["step"] for s in row["detail"]["recovery"]["steps"]] == [
+            "takers resume",
+            "escalate",
+        ]
+        assert consumers(ops_stack) == 2
+        [page] = escalations(ops_stack, a["fingerprint"])
+        assert page["labels"]["run"] == str(row["id"])
+        assert (
+            f"run {row['id']} was interrupted (the webhook died): its last finished step was "
+            "step 1 (takers pause): ok" in page["annotations"]["summary"]
+        )
+        rows = again.audit(key)
+        assert Counter(e["command"] for e in rows) == {
+            "runbook move": 2,  # the run (interrupted) and its recovery
+            "takers pause": 1,
+            "shovel": 1,  # not run again
+            "takers resume": 1,
+            "escalate": 1,
+        }
+        results = {e["command"]: e["result"] for e in rows}
+        assert results["shovel"] == "interrupted" and results["takers resume"] == "ok"
+        # Alertmanager's repeat runs nothing.
         assert again.post(body(a)).json()["alerts"][0]["action"] == "duplicate"
-        [row] = [e for e in again.audit(key_of(a)) if e["command"] == "shovel"]
-        assert row["result"] == "running"
+    # A third start finds nothing to recover: the page was sent once.
+    with webhook(cli, tmp_path, book, "--mode", "enforce") as third:
+        assert third.ledger(key)[0]["outcome"] == "interrupted"
+    assert len(escalations(ops_stack, a["fingerprint"])) == 1
     # The operator finishes the job with the same command; nothing was lost.
     run = cli("shovel", src, dst, "--where", f"bot={bot_id}", "--engine", "client", "--yes")
     assert run.rc == 0, run.stderr

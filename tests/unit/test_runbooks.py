@@ -37,7 +37,9 @@ def test_the_built_in_runbooks_load_and_cover_the_stacks_disk_alert() -> None:
     # Pause before the move and resume after it, always: the lesson of the dashboard drill.
     assert names.index("takers pause") < names.index("shovel") < names.index("takers resume")
     assert disk.steps[names.index("takers resume")].when == "always"
-    assert disk.steps[-1].step == "escalate" and disk.steps[-1].when == "escalated"
+    escalations = [s for s in disk.steps if s.step == "escalate"]
+    assert [s.when for s in escalations] == ["escalated", "pending"]
+    assert escalations[1].params["alertname"] == "LikkerRunbookAwaitsApproval"
     assert "purge" not in names
     assert book.mode is None  # observe unless the operator opts in
 
@@ -62,7 +64,7 @@ def test_defaults_fill_in_and_ints_count_as_floats() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("mode = 'yolo'\n", "mode must be observe or enforce"),
+        ("mode = 'yolo'\n", "mode must be one of observe, enforce, approve, not 'yolo'"),
         ("[runbooks]\n", "no [runbooks.NAME] table"),
         ("[runbooks.x]\nalerts = ['A']\n", "needs at least one [[runbooks.x.steps]]"),
         ("[runbooks.x]\nalert = ['A']\n", "unknown key(s) alert"),

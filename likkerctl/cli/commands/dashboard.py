@@ -35,11 +35,21 @@ def dashboard(
         Path | None,
         typer.Option(help="Show a recording made with --record instead of live servers."),
     ] = None,
+    runbooks: Annotated[
+        Path | None,
+        typer.Option(
+            help="Runbook file for `f` (the webhook's, to run what it would). Default: the "
+            "built-in runbooks.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The live incident dashboard: queues, disk forecast, redeliveries, offenders, takers,
     alerts and the audit log, with every action one key away (previewed, then confirmed).
 
-    Press ? inside for the keys; ctrl+p lists every action.
+    `f` runs the runbook of the firing alert (every step's dry run, one confirmation);
+    `a` approves or rejects the webhook's runs waiting for approval. Press ? inside for the
+    keys; ctrl+p lists every action.
     """
     # Textual: only for this command, not at every start of the CLI.
     from likkerctl.tui.app import Dashboard
@@ -49,7 +59,11 @@ def dashboard(
         backend: LiveBackend | RecordedBackend = RecordedBackend.load(replay)
         refresh = 0.0
     else:
-        backend = LiveBackend(state(ctx).profile, sample_size)
+        if runbooks is not None:
+            from likkerctl.plugins.runbooks import load_runbooks  # checks the file now
+
+            load_runbooks(runbooks)  # a bad file fails here, not on `f`
+        backend = LiveBackend(state(ctx).profile, sample_size, runbooks=runbooks)
     if record is not None:
         data = record_parts(backend, record)
         failed = [p for p, v in data["parts"].items() if "error" in v]

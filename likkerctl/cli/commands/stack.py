@@ -20,8 +20,8 @@ from likkerctl.cli.output import JsonOut, err, show
 from likkerctl.core import contract
 from likkerctl.core.errors import Conflict, Failed, InvalidInput, NotFound, Unreachable
 from likkerctl.core.paths import default_state_dir
+from likkerctl.plugins.runbooks import load_runbooks
 from likkerctl.runbooks.context import MODES
-from likkerctl.webhook.loading import load_runbooks
 from stack import supervisor
 from stack.settings import RETRY_POLICIES, Ports, StackSettings
 
@@ -95,7 +95,10 @@ def up(
     ] = None,
     webhook_mode: Annotated[
         str,
-        typer.Option(help="The webhook's runbooks: observe (dry runs, recorded) or enforce (act)."),
+        typer.Option(
+            help="The webhook's runbooks: observe (dry runs, recorded), enforce (act) or "
+            "approve (plan, then wait for `likkerctl webhook approve RUN`)."
+        ),
     ] = "observe",
     runbooks: Annotated[
         Path | None,
@@ -106,16 +109,19 @@ def up(
 ) -> None:
     """Start RabbitMQ, Prometheus, Alertmanager, the services, takers and the webhook; wait.
 
-    The webhook runs the built-in runbooks in observe mode unless --webhook-mode enforce.
+    The webhook runs the built-in runbooks in observe mode unless --webhook-mode enforce
+    (or approve).
 
     Running it again is harmless: parts already running are kept with their settings.
     """
     if retry_policy not in RETRY_POLICIES:
         raise InvalidInput(f"--retry-policy must be one of {', '.join(RETRY_POLICIES)}")
     if webhook_mode not in MODES:
-        raise InvalidInput(f"--webhook-mode must be {' or '.join(MODES)}")
-    if runbooks is not None:
-        load_runbooks(runbooks)  # a bad file fails here, not in the webhook's log
+        raise InvalidInput(f"--webhook-mode must be {', '.join(MODES[:-1])} or {MODES[-1]}")
+    # A bad file (or approve mode without its timeouts) fails here, not in the webhook's log.
+    book, _, _ = load_runbooks(runbooks)
+    if webhook_mode == "approve":
+        book.require_approve_timeouts("--webhook-mode approve")
     ports = Ports(
         **{f.name: getattr(Ports(), f.name) + port_offset for f in dataclasses.fields(Ports)}
     )

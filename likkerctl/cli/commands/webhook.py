@@ -1,22 +1,23 @@
-"""`likkerctl webhook serve|check|log`."""
+"""`likkerctl webhook serve|check|log|approve|reject`."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from likkerctl.cli import output
-from likkerctl.cli.output import JsonOut, err, out, state
+from likkerctl.cli.output import DryRun, JsonOut, Yes, err, out, state
+from likkerctl.core import operations
 from likkerctl.core.contract.ports import port_in_use
 from likkerctl.core.errors import Conflict, InvalidInput
+from likkerctl.plugins.runbooks import load_runbooks
 from likkerctl.runbooks import spec
 from likkerctl.runbooks.context import MODES
-from likkerctl.webhook.loading import load_runbooks
 
 app = typer.Typer(help="The Alertmanager receiver that runs runbooks.", no_args_is_help=True)
 
@@ -60,8 +61,9 @@ def serve(
     mode: Annotated[
         str | None,
         typer.Option(
-            help="observe: every action a dry run, recorded (the default); enforce: act. "
-            "Default: the runbook file's `mode`, else observe.",
+            help="observe: every action a dry run, recorded (the default); enforce: act; "
+            "approve: plan, then wait for `webhook approve RUN` (or the dashboard) until the "
+            "runbook's approve_timeout_s. Default: the runbook file's `mode`, else observe.",
             show_default=False,
         ),
     ] = None,
@@ -78,13 +80,18 @@ def serve(
     """
     # FastAPI and pydantic: only for the command that serves.
     from likkerctl.core.contract.http import serve as serve_app
-    from likkerctl.webhook.receiver import Metrics, ReceiverSettings, Remediator, create_app
+    from likkerctl.webhook.metrics import Metrics
+    from likkerctl.webhook.receiver import ReceiverSettings, create_app
+    from likkerctl.webhook.recovery import recover
+    from likkerctl.webhook.remediator import Remediator
 
     profile = state(ctx).profile
     book, steps, infos = load_runbooks(runbooks)
     chosen = mode or book.mode or "observe"
     if chosen not in MODES:
-        raise InvalidInput(f"--mode must be {' or '.join(MODES)}")
+        raise InvalidInput(f"--mode must be {', '.join(MODES[:-1])} or {MODES[-1]}")
+    if chosen == "approve" and mode:
+        book.require_approve_timeouts("--mode approve")
     token = _token(token_file, profile.state_path)
     if port_in_use(host, port):
         raise Conflict(f"port {port} on {host} is in use; pick another with --port")
@@ -97,6 +104,14 @@ def serve(
             logging.getLogger("likkerctl.webhook").error(
                 "plugin step %s (%s) failed to load: %s", info.name, info.source, info.error
             )
+    # Before the first alert: what a crash interrupted, and what is still waiting for a human.
+    for r in recover(remediator):
+        where = r["interrupted"]["where"]
+        err.print(f"webhook: run {r['run']} ({r['key']}) was interrupted: {where}")
+    adopted = remediator.adopt()
+    if adopted:
+        err.print(f"webhook: waiting again for decisions on run(s) {', '.join(map(str, adopted))}")
+    remediator.start()
     err.print(
         f"webhook: {chosen} mode, runbooks from {book.source} "
         f"({', '.join(book.runbooks)}), listening on http://{host}:{port}/alerts"
@@ -126,14 +141,28 @@ def check(
         f"{book.mode or 'observe (default)'}, at most {book.max_runs_per_hour} run(s)/hour"
     )
     for r in book.runbooks.values():
+        waits = (
+            f"; approve mode waits {r.approve_timeout_s:g}s for a decision"
+            if r.approve_timeout_s is not None
+            else "; no approve_timeout_s (cannot run in approve mode)"
+        )
         out.print(
             f"\n[bold]{escape(r.name)}[/] for {', '.join(r.alerts) or '(runbook annotation)'}"
-            f"; target {escape(r.target)}"
+            f"; target {escape(r.target)}{waits}"
         )
         for i, s in enumerate(r.steps):
             when = "" if s.when == "ok" else f" (when {s.when})"
             params = ", ".join(f"{k}={v!r}" for k, v in s.params.items())
             out.print(f"  {i + 1}. {escape(s.step)}{when}: {escape(params)}")
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    a = row.get("approval")
+    if row["outcome"] == "pending" and a:
+        return f"pending until {a['expires_at'][11:19]} UTC\n(webhook approve {row['id']})"
+    if a and a["decision"]:
+        return f"{row['outcome']}\n({a['decision']} by {a['decided_by']})"
+    return str(row["outcome"])
 
 
 @app.command("log")
@@ -143,23 +172,95 @@ def log_cmd(
     alert: Annotated[
         str | None, typer.Option(help="Only this alert key (fingerprint:startsAt).")
     ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Only runs waiting for approval.")
+    ] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Alerts the webhook received, newest first, and what it did about each."""
+    """Alerts the webhook received, newest first, and what it did about each (the id is the
+    run's, for `webhook approve|reject RUN`)."""
     from likkerctl.webhook.ledger import Ledger  # SQLAlchemy: only when the ledger is read
 
-    rows = Ledger(state(ctx).profile.audit_url).recent(limit, alert)
+    rows = Ledger(state(ctx).profile.audit_url).recent(limit, alert, pending)
     table = Table(title="webhook: received alerts", title_justify="left")
-    for col in ("received", "alert", "status", "runbook", "mode", "outcome", "seconds"):
+    for col in ("id", "received", "alert", "status", "runbook", "mode", "outcome", "seconds"):
         table.add_column(col)
     for r in rows:
         table.add_row(
+            str(r["id"]),
             (r["received_at"] or "")[:19],
             f"{r['alertname']}\n{r['alert']}",
             r["status"],
             r["runbook"] or "-",
             r["mode"] or "-",
-            r["outcome"],
+            _outcome(r),
             "" if r["seconds"] is None else f"{r['seconds']:.1f}",
         )
     output.show(json_out, rows, table)
+
+
+Run = Annotated[int, typer.Argument(help="The run: its id in `likkerctl webhook log`.")]
+By = Annotated[
+    str | None,
+    typer.Option(help="Your name, for the audit log (the OS user is recorded anyway)."),
+]
+
+
+def _decide(
+    ctx: typer.Context,
+    verb: str,
+    run: int,
+    by: str | None,
+    reason: str | None,
+    dry_run: bool,
+    yes: bool,
+    json_out: bool,
+) -> None:
+    op = operations.RunDecision.of(state(ctx).profile, verb, run, by, reason)
+    if not json_out:  # the plan first, so what is approved is what was read
+        try:
+            planned = op.plan(state(ctx).profile, True)
+        except Exception:  # perform() below says what is wrong, and audits it
+            planned = None
+        if planned and not planned["noop"]:
+            err.print(f"run {run}: runbook {planned['runbook']} for {planned['alert']}, planned:")
+            for s in planned["steps"]:
+                err.print(
+                    f"  {s['index'] + 1}. {escape(s['step'])}: {s['status']}: "
+                    f"{escape(s['summary'])}"
+                )
+    result = output.perform(ctx, op, dry_run, yes, json_out)
+    if result is not None:
+        output.show(json_out, result, result["summary"])
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    run: Run,
+    by: By = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Approve a run the webhook planned in approve mode: it runs within seconds.
+
+    Shows the plan (every step's dry run) and asks first. Each step plans again as it acts.
+    A second approval changes nothing; an unknown run is exit 5, a finished, rejected or
+    expired one exit 6.
+    """
+    _decide(ctx, "approve", run, by, None, dry_run, yes, json_out)
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    run: Run,
+    by: By = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the page and the log.")] = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Reject a run the webhook planned in approve mode: nothing is done; it escalates."""
+    _decide(ctx, "reject", run, by, reason, dry_run, yes, json_out)

@@ -36,6 +36,8 @@ def firing_alerts(profile: Profile) -> dict[str, Any]:
                 "summary": a.get("annotations", {}).get("summary"),
                 "startsAt": a.get("startsAt"),
                 "fingerprint": a.get("fingerprint"),
+                "labels": a.get("labels", {}),
+                "annotations": a.get("annotations", {}),
             }
             for a in alerts
         ],

@@ -32,7 +32,8 @@ class Action:
         self.counts: dict[str, Any] = {}
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """Who runs this process, as the audit log names them."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -48,25 +49,32 @@ def audited(
     params: dict[str, Any],
     dry_run: bool,
     alert: str | None = None,
+    runbook: dict[str, Any] | None = None,
 ) -> Iterator[Action]:
-    """Write a `running` row now and its result when the block ends (ok/failed/interrupted)."""
+    """Write a `running` row now and its result when the block ends (ok/failed/interrupted).
+
+    `runbook` (a runbook step's row: its runbook, mode, run and approver) is kept in the
+    row's counts, written at once so even a row left `running` says whose it was.
+    """
     engine = engine_for(url)
     clean = json.loads(json.dumps(params, default=str))
+    tags = {"runbook": json.loads(json.dumps(runbook, default=str))} if runbook else {}
     with Session(engine) as session, session.begin():
         entry = AuditEntry(
             started_at=datetime.now(UTC),
-            os_user=_os_user(),
+            os_user=os_user(),
             profile=profile,
             command=command,
             params=clean,
             dry_run=dry_run,
             result="running",
-            counts={},
+            counts=dict(tags),
             alert=alert,
         )
         session.add(entry)
         session.flush()
         action = Action(engine, entry.id)
+        action.counts.update(tags)
     result, error = "ok", None
     try:
         yield action
@@ -91,6 +99,20 @@ def audited(
                 row.result = result
                 row.counts = json.loads(json.dumps(action.counts, default=str))
                 row.error = error
+
+
+def mark_interrupted(url: str, alert: str, error: str) -> list[int]:
+    """Close the rows of `alert` left `running` by a process that died (kill -9, a crash):
+    result `interrupted` with `error`. Returns their ids."""
+    engine = engine_for(url)
+    with Session(engine) as session, session.begin():
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.alert == alert, AuditEntry.result == "running")
+        ).all()
+        for row in rows:
+            row.result, row.error = "interrupted", error
+            row.finished_at = datetime.now(UTC)
+        return [r.id for r in rows]
 
 
 def entries(

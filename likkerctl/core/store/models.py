@@ -1,4 +1,5 @@
-"""Every table of likkerctl's own database: the audit log, disk samples, the webhook's ledger."""
+"""Every table of likkerctl's own database: the audit log, disk samples, the webhook's ledger
+and the decisions on the runs it planned in approve mode."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from likkerctl.core.store.base import Base
 
-__all__ = ["AuditEntry", "Base", "DiskSample", "ReceivedAlert"]
+__all__ = ["AuditEntry", "Base", "DiskSample", "ReceivedAlert", "RunApproval"]
 
 
 class AuditEntry(Base):
@@ -96,6 +97,58 @@ class ReceivedAlert(Base):
             "mode": self.mode,
             "outcome": self.outcome,
             "detail": self.detail,
+        }
+
+
+class RunApproval(Base):
+    """A run the webhook planned in approve mode, and the decision on it.
+
+    Its own table, not columns of `webhook_alerts`: `create_all` adds tables to an existing
+    database, never columns. One row per run (`run_id`, the ledger row, is unique); the
+    decision is taken by a conditional update (`decision IS NULL`, before `deadline`), so of
+    two approvals, or an approval racing the deadline, exactly one wins.
+    """
+
+    __tablename__ = "runbook_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, unique=True)  # webhook_alerts.id
+    alert_key: Mapped[str] = mapped_column(String(200), index=True)
+    alertname: Mapped[str] = mapped_column(String(200))
+    runbook: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(300))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Epoch seconds: compared inside the conditional update, the same on every database.
+    deadline: Mapped[float] = mapped_column(Float)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    # The alert as received (labels, annotations...), so a restarted webhook can still run it.
+    alert: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The plan: every step's dry run, in order, and the state it left (the offenders found).
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[str | None] = mapped_column(String(20))  # approved | rejected | expired
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(200))  # --by NAME, else the OS user
+    os_user: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "alert": self.alert_key,
+            "alert_info": self.alert,
+            "alertname": self.alertname,
+            "runbook": self.runbook,
+            "target": self.target,
+            "requested_at": _iso(self.requested_at),
+            "expires_at": datetime.fromtimestamp(self.deadline, UTC).isoformat(),
+            "deadline": self.deadline,
+            "timeout_s": self.timeout_s,
+            "plan": self.plan,
+            "decision": self.decision,
+            "decided_at": _iso(self.decided_at),
+            "decided_by": self.decided_by,
+            "os_user": self.os_user,
+            "reason": self.reason,
         }
 
 

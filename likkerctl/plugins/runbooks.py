@@ -1,5 +1,6 @@
-"""The runbooks the webhook runs: a runbook file checked against the built-in steps and the
-plugins' steps (`likkerctl webhook serve|check`, and `stack up --runbooks`)."""
+"""The runbooks the webhook and the dashboard run: a runbook file checked against the
+built-in steps and the plugins' steps (`likkerctl webhook serve|check`, `stack up
+--runbooks`, `dashboard --runbooks`)."""
 
 from __future__ import annotations
 
