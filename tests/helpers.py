@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,24 @@ class RunningStack:
                 ):
                     counts[rid] = n
         return counts
+
+    def stored_at(self, request_ids: Iterable[str]) -> dict[str, datetime]:
+        """request_id -> when its row was written (the likes service's clock, UTC)."""
+        ids = list(request_ids)
+        found: dict[str, datetime] = {}
+        with self._engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                params = {f"r{j}": rid for j, rid in enumerate(chunk)}
+                marks = ", ".join(f":r{j}" for j in range(len(chunk)))
+                for rid, at in conn.execute(
+                    text(f"SELECT request_id, stored_at FROM likes WHERE request_id IN ({marks})"),
+                    params,
+                ):
+                    # SQLite keeps SQLAlchemy's DateTime as naive ISO text, written in UTC.
+                    when = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+                    found[rid] = when if when.tzinfo else when.replace(tzinfo=UTC)
+        return found
 
     def rows_for_bot(self, bot_id: int) -> int:
         with self._engine.connect() as conn:
