@@ -22,6 +22,12 @@ from stack.load import LoadReport, Population, run_load, setup_population
 from stack.settings import Ports, StackSettings
 
 
+def _utc(value: str | datetime) -> datetime:
+    # SQLite keeps SQLAlchemy's DateTime as naive ISO text, written in UTC.
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def free_ports() -> Ports:
     return Ports(
         **{f.name: procs.free_port() for f in dataclasses.fields(Ports) if f.name != "taker_base"},
@@ -139,22 +145,24 @@ class RunningStack:
                     counts[rid] = n
         return counts
 
-    def stored_at(self, request_ids: Iterable[str]) -> dict[str, datetime]:
-        """request_id -> when its row was written (the likes service's clock, UTC)."""
+    def stored_at(self, request_ids: Iterable[str]) -> dict[str, tuple[datetime, datetime]]:
+        """request_id -> (received_at, stored_at): when the gateway took the like (its clock)
+        and when its row was written (the likes service's clock), both UTC."""
         ids = list(request_ids)
-        found: dict[str, datetime] = {}
+        found: dict[str, tuple[datetime, datetime]] = {}
         with self._engine.connect() as conn:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 params = {f"r{j}": rid for j, rid in enumerate(chunk)}
                 marks = ", ".join(f":r{j}" for j in range(len(chunk)))
-                for rid, at in conn.execute(
-                    text(f"SELECT request_id, stored_at FROM likes WHERE request_id IN ({marks})"),
+                for rid, received, stored in conn.execute(
+                    text(
+                        "SELECT request_id, received_at, stored_at FROM likes "
+                        f"WHERE request_id IN ({marks})"
+                    ),
                     params,
                 ):
-                    # SQLite keeps SQLAlchemy's DateTime as naive ISO text, written in UTC.
-                    when = at if isinstance(at, datetime) else datetime.fromisoformat(at)
-                    found[rid] = when if when.tzinfo else when.replace(tzinfo=UTC)
+                    found[rid] = (_utc(received), _utc(stored))
         return found
 
     def rows_for_bot(self, bot_id: int) -> int:

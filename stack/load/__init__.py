@@ -146,8 +146,6 @@ class LoadReport:
     errors: Counter[str] = field(default_factory=Counter)
     # request ids answered 202, by who sent them: "user" or "bot"
     accepted: dict[str, list[str]] = field(default_factory=lambda: {"user": [], "bot": []})
-    # request id -> wall-clock time (time.time()) its 202 arrived, for end-to-end latency
-    accepted_at: dict[str, float] = field(default_factory=dict)
     population: Population | None = None
 
     @property
@@ -235,9 +233,7 @@ async def run_load(
                 ) as resp:
                     report.statuses[str(resp.status)] += 1
                     if resp.status == 202:
-                        request_id = (await resp.json())["request_id"]
-                        report.accepted_at[request_id] = time.time()
-                        report.accepted[who].append(request_id)
+                        report.accepted[who].append((await resp.json())["request_id"])
                     else:
                         await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
