@@ -251,3 +251,27 @@ def test_a_bad_batch_is_one_json_4xx_and_stores_nothing(stack: RunningStack) -> 
     assert stack.stored([like["request_id"]]) == {}
     empty = stack.http.post(url, json={"likes": []}, timeout=10)
     assert empty.status_code == 200 and empty.json() == {"results": []}
+
+
+def test_a_mixed_batch_acks_and_dead_letters_exactly_the_right_messages(
+    stack: RunningStack,
+) -> None:
+    pop = stack.population(users=2, posts=3, friday=True)
+    mixed = mixed_batch(stack, pop)
+    # A taker answers a pause once its consumer is cancelled.
+    assert [s["state"] for s in stack.control("pause")] == ["paused", "paused"]
+    before = stack.taker_state("taker-1")
+    stack.publish(mixed.messages)
+    stack.control("resume", "taker-1")  # one taker takes them all, in one batch
+    n = len(mixed.messages)
+    assert wait_for(lambda: stack.taker_state("taker-1")["processed"] >= before["processed"] + n)
+    after = stack.taker_state("taker-1")
+    stack.control("resume")
+    assert after["processed"] - before["processed"] == n
+    assert after["batches"] - before["batches"] == 1, "the messages were not one batch"
+
+    assert stack.stored(mixed.stored) == dict.fromkeys(mixed.stored, 1)
+    ours = [(m, h) for m, h in stack.dead_letters() if m in mixed.refused]
+    assert sorted((m, h["likker-failure"]) for m, h in ours) == sorted(mixed.refused.items())
+    assert all(h["likker-failure-detail"] for _, h in ours)
+    assert wait_for(lambda: stack.held_and_ready() == 0, timeout=20)  # nothing requeued
