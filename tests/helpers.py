@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -57,6 +59,20 @@ class RunningStack:
                 pids.add(rec.pid)
                 pids.update(p.pid for p in rec.group_members())
         return pids
+
+    def kill_9(self, part: str, port: int) -> None:
+        """SIGKILL a part; return once it is dead and its port is free again.
+
+        A killed process's group leader turns zombie (and "not running") while its other
+        threads still exit, holding its sockets for a moment; restarting before they are
+        gone fails with the port in use.
+        """
+        rec = self.records()[part]
+        os.kill(rec.pid, signal.SIGKILL)
+        assert wait_for(
+            lambda: not rec.is_running() and not procs.port_in_use(self.settings.host, port),
+            timeout=15,
+        ), f"{part} (pid {rec.pid}) still holds port {port}"
 
     def down(self) -> set[int]:
         """Stop the stack; return the pids that were ours, all of which must now be gone."""

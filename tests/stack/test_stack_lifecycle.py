@@ -4,8 +4,6 @@ the likes service and the broker dying while a batch is being stored."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -134,12 +132,10 @@ def test_taker_killed_mid_batch_its_batch_commits_and_redelivery_is_a_duplicate(
     stack: RunningStack,
 ) -> None:
     duplicates = stack.likes_metric("likker_likes_outcomes_total", outcome="duplicate")
-    taker = stack.records()["taker-1"]
     pop = stack.population(users=20, posts=20)  # posts are writes: before the lock
     with stack.store_write_locked():
         accepted = _accepted_while_a_batch_is_in_the_store(stack, pop)
-        os.kill(taker.pid, signal.SIGKILL)
-        assert wait_for(lambda: not taker.is_running(), timeout=10)
+        stack.kill_9("taker-1", stack.settings.taker_port(1))
     # The lock is gone: the dead taker's batch commits, its answer goes nowhere, and the
     # broker gives its unacked messages to the restarted taker.
     supervisor.up(stack.settings)
@@ -150,12 +146,10 @@ def test_taker_killed_mid_batch_its_batch_commits_and_redelivery_is_a_duplicate(
 def test_likes_service_killed_mid_transaction_stores_nothing_then_everything_once(
     stack: RunningStack,
 ) -> None:
-    likes = stack.records()["likes"]
     pop = stack.population(users=20, posts=20)  # posts are writes: before the lock
     with stack.store_write_locked():
         accepted = _accepted_while_a_batch_is_in_the_store(stack, pop)
-        os.kill(likes.pid, signal.SIGKILL)
-        assert wait_for(lambda: not likes.is_running(), timeout=10)
+        stack.kill_9("likes", stack.settings.ports.likes)
     assert stack.stored(accepted) == {}  # the killed transaction left nothing behind
     supervisor.up(stack.settings)  # the likes service only; the taker has been retrying
     _assert_stored_once_and_drained(stack, accepted)
