@@ -243,6 +243,7 @@ class Taker:
             registry=self.registry,
         )
         lag.labels(**labels).set_function(self.state.lag_s)
+        self._m_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._http = requests.Session()
         # The likes service limits a batch's bytes too; keep a margin for the JSON around items.
         self._batch: Batch[Held] = Batch(config.batch, config.linger_s, MAX_BATCH_BYTES // 2)
@@ -452,6 +453,7 @@ class Taker:
         finally:
             self.state.storing = 0
         store_s = time.monotonic() - started
+        acked: list[bool] = []
         requeue: list[Held] = []
         backoff = 0.0
         for h, (kind, detail) in zip(held, answers, strict=True):
@@ -464,22 +466,22 @@ class Taker:
                 backoff_s=self.config.backoff_s,
                 backoff_max_s=self.config.backoff_max_s,
             )
-            if decision.verb == "ack":
-                channel.basic_ack(h.tag)
-            elif decision.verb == "requeue":
+            # Dead letters are published (and confirmed) before anything is acked.
+            ack = decision.verb == "ack" or (
+                decision.verb == "dead-letter"
+                and self._dead_letter(h.props, h.body, decision.reason or kind, detail)
+            )
+            acked.append(ack)
+            if not ack:
                 requeue.append(h)
                 backoff = max(backoff, decision.backoff_s)
-            elif self._dead_letter(h.props, h.body, decision.reason or kind, detail):
-                channel.basic_ack(h.tag)  # only after the DLQ confirmed its copy
-            else:
-                requeue.append(h)
             self.state.outcomes[kind] += 1
             if kind not in ("stored", "duplicate"):
                 self.state.failures[kind] += 1
-            self._m_messages.labels(self.config.taker_id, kind).inc()
-            self._m_decisions.labels(self.config.taker_id, decision.verb).inc()
-        # Acks and dead letters first; then one wait for the batch, the longest backoff any
-        # of its requeued messages asks for (a wait per message would add them up).
+            self._count(kind, decision.verb)
+        self._ack(channel, held, acked)
+        # Then one wait for the batch, the longest backoff any of its requeued messages asks
+        # for (a wait per message would add them up), then the requeues.
         if backoff:
             time.sleep(backoff)
         for h in requeue:
@@ -490,6 +492,32 @@ class Taker:
         self.state.note_progress()
         self._m_batch_size.observe(len(held))
         self._m_store_seconds.observe(store_s)
+
+    def _ack(self, channel: BlockingChannel, held: list[Held], acked: list[bool]) -> None:
+        """Ack exactly the messages marked so, with as few frames as that allows.
+
+        Every delivery before this batch is settled already (batches are settled in order,
+        oldest first), so one `multiple` ack up to the end of the batch's leading run of
+        acks settles exactly that run; the others are acked one by one. pika flushes the
+        socket on every ack, which was a third of a taker's time one at a time.
+        """
+        run = next((i for i, ack in enumerate(acked) if not ack), len(acked))
+        if run:
+            channel.basic_ack(held[run - 1].tag, multiple=True)
+        for h, ack in zip(held[run:], acked[run:], strict=True):
+            if ack:
+                channel.basic_ack(h.tag)
+
+    def _count(self, kind: str, verb: str) -> None:
+        children = self._m_children.get((kind, verb))
+        if children is None:  # labels() costs more than the increment: resolve each pair once
+            children = (
+                self._m_messages.labels(self.config.taker_id, kind),
+                self._m_decisions.labels(self.config.taker_id, verb),
+            )
+            self._m_children[(kind, verb)] = children
+        children[0].inc()
+        children[1].inc()
 
     def _dead_letter(
         self, props: pika.BasicProperties, body: bytes, reason: str, detail: str
