@@ -54,6 +54,7 @@ def test_bad_requests_get_a_4xx_json_error_never_a_5xx(stack: RunningStack) -> N
     _assert_json_error(stack.like(post, user["token"], data=b"{not json"), 400, "invalid")
     _assert_json_error(stack.like(post, user["token"], data=b"[1, 2]"), 400, "invalid")
     _assert_json_error(http.post(f"{gw}/v1/posts/abc/likes", headers=auth), 400, "invalid")
+    _assert_json_error(http.post(f"{gw}/v1/posts/{10**19}/likes", headers=auth), 400, "invalid")
     _assert_json_error(stack.like(10**9, user["token"]), 404, "not-found")
     _assert_json_error(stack.like(post, user["token"], headers={"Idempotency-Key": "x"}), 400)
     _assert_json_error(stack.like(post, user["token"], data=b" " * (65 * 1024)), 413)
@@ -68,6 +69,12 @@ def test_bad_requests_get_a_4xx_json_error_never_a_5xx(stack: RunningStack) -> N
     _assert_json_error(
         http.post(f"{stack.settings.auth_url}/v1/bots/1/block", headers=stack.admin, json={}), 400
     )
+
+
+def test_the_like_route_is_in_the_gateways_openapi_document(stack: RunningStack) -> None:
+    doc = stack.http.get(f"{stack.settings.gateway_url}/openapi.json", timeout=5).json()
+    like = doc["paths"]["/v1/posts/{post_id}/likes"]["post"]
+    assert {"202", "400", "401", "403", "404", "413", "503"} <= set(like["responses"])
 
 
 def test_idempotency_key_makes_a_retried_like_one_message(stack: RunningStack) -> None:

@@ -42,6 +42,10 @@ ACTIONS_QUEUE_ARGS: dict[str, Any] = {
 DLQ_QUEUE_ARGS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
+# json.dumps with any option builds a new encoder per call; the gateway encodes every like.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class Actor:
     user_id: int
@@ -57,15 +61,14 @@ class LikeMessage:
     action: str = "like"
 
     def body(self) -> bytes:
-        return json.dumps(
+        return _COMPACT.encode(
             {
                 "request_id": self.request_id,
                 "action": self.action,
                 "post_id": self.post_id,
                 "actor": {"user_id": self.actor.user_id, "bot_id": self.actor.bot_id},
                 "received_at": self.received_at,
-            },
-            separators=(",", ":"),
+            }
         ).encode()
 
     def headers(self) -> dict[str, Any]:
