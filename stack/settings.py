@@ -49,7 +49,7 @@ class StackSettings:
     # Each taker stores up to `taker_batch` messages per call to the likes service, sent
     # when full or `taker_linger_ms` after its first message (docs/BENCHMARKS.md: why these).
     taker_batch: int = 100
-    taker_linger_ms: float = 20.0
+    taker_linger_ms: float = 5.0
     # Unacked messages a taker may hold; None: twice the batch, so the next batch gathers
     # while one is being stored.
     taker_prefetch: int | None = None

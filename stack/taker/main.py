@@ -54,7 +54,7 @@ class TakerConfig:
     retry_policy: str = "classified"
     rate: float = 500.0  # messages/s; 0 = unpaced
     batch: int = 100  # messages per call to the likes service, at most
-    linger_s: float = 0.02  # how long the first message of a batch waits for company
+    linger_s: float = 0.005  # how long the first message of a batch waits for company
     prefetch: int = 200
     max_retries: int = 5
     backoff_s: float = 0.2

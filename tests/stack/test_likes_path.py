@@ -15,7 +15,9 @@ from likkerctl.core import contract
 from tests.conftest import stack_fixture
 from tests.helpers import RunningStack, mixed_batch, wait_for
 
-stack = stack_fixture(retry_policy="classified", takers=2, taker_rate=0)
+# A long linger, so the mixed batch's eight messages are one batch even on a loaded machine
+# (the default 5 ms could split them when the broker is slow to deliver the burst).
+stack = stack_fixture(retry_policy="classified", takers=2, taker_rate=0, taker_linger_ms=250)
 
 
 def _assert_json_error(resp, status: int, code: str | None = None) -> None:  # type: ignore[no-untyped-def]
