@@ -44,9 +44,15 @@ class StackSettings:
     hosts: dict[str, str] = field(default_factory=dict)
     takers: int = 2
     retry_policy: RetryPolicy = "classified"
-    # Messages per second each taker reads; 0 means as fast as it can.
+    # Messages per second each taker reads, at most; 0 means as fast as it can.
     taker_rate: float = 500.0
-    taker_prefetch: int = 50
+    # Each taker stores up to `taker_batch` messages per call to the likes service, sent
+    # when full or `taker_linger_ms` after its first message (docs/BENCHMARKS.md: why these).
+    taker_batch: int = 100
+    taker_linger_ms: float = 5.0
+    # Unacked messages a taker may hold; None: twice the batch, so the next batch gathers
+    # while one is being stored.
+    taker_prefetch: int | None = None
     # classified policy: transient failures retried this many deliveries, then dead-lettered.
     max_retries: int = 5
     retry_backoff_s: float = 0.2
@@ -131,6 +137,10 @@ class StackSettings:
     @property
     def webhook_url(self) -> str:
         return self.service_url(self.ports.webhook, "webhook")
+
+    @property
+    def taker_prefetch_count(self) -> int:
+        return self.taker_prefetch or 2 * self.taker_batch
 
     def taker_port(self, index: int) -> int:
         return self.ports.taker_base + index

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
+import signal
+import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +23,16 @@ import psutil
 import requests
 from sqlalchemy import create_engine, text
 
+from likkerctl.core import contract
 from stack import procs, supervisor
 from stack.load import LoadReport, Population, run_load, setup_population
 from stack.settings import Ports, StackSettings
+
+
+def _utc(value: str | datetime) -> datetime:
+    # SQLite keeps SQLAlchemy's DateTime as naive ISO text, written in UTC.
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def free_ports() -> Ports:
@@ -45,6 +59,20 @@ class RunningStack:
                 pids.add(rec.pid)
                 pids.update(p.pid for p in rec.group_members())
         return pids
+
+    def kill_9(self, part: str, port: int) -> None:
+        """SIGKILL a part; return once it is dead and its port is free again.
+
+        A killed process's group leader turns zombie (and "not running") while its other
+        threads still exit, holding its sockets for a moment; restarting before they are
+        gone fails with the port in use.
+        """
+        rec = self.records()[part]
+        os.kill(rec.pid, signal.SIGKILL)
+        assert wait_for(
+            lambda: not rec.is_running() and not procs.port_in_use(self.settings.host, port),
+            timeout=15,
+        ), f"{part} (pid {rec.pid}) still holds port {port}"
 
     def down(self) -> set[int]:
         """Stop the stack; return the pids that were ours, all of which must now be gone."""
@@ -118,6 +146,94 @@ class RunningStack:
     def purge(self, queue: str) -> None:
         self.mgmt(f"queues/%2F/{urllib.parse.quote(queue, safe='')}/contents", "DELETE")
 
+    def held_and_ready(self, queue: str = contract.ACTIONS_QUEUE) -> int:
+        """Ready plus unacked messages (the management API's figures lag by a few seconds)."""
+        q = self.queue(queue)
+        return int(q.get("messages_ready", 0)) + int(q.get("messages_unacknowledged", 0))
+
+    # -- takers -----------------------------------------------------------------------
+    def control(self, command: str, target: str = "*") -> list[dict[str, Any]]:
+        """Send a control command; collect the takers' replies for two seconds."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        try:
+            channel = conn.channel()
+            replies = channel.queue_declare("", exclusive=True).method.queue
+            channel.basic_publish(
+                contract.CONTROL_EXCHANGE,
+                "",
+                json.dumps({"command": command, "target": target}).encode(),
+                pika.BasicProperties(reply_to=replies, correlation_id="t"),
+            )
+            found = []
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                method, _props, body = channel.basic_get(replies, auto_ack=True)
+                if method is None:
+                    time.sleep(0.05)
+                    continue
+                found.append(json.loads(body))
+            return found
+        finally:
+            conn.close()
+
+    def consumers(self) -> int:
+        return int(self.queue(contract.ACTIONS_QUEUE).get("consumers", -1))
+
+    def taker_state(self, taker_id: str) -> dict[str, Any]:
+        return dict(self.http.get(f"{self.records()[taker_id].url}/state", timeout=5).json())
+
+    def likes_metric(self, name: str, **labels: str) -> float:
+        """One sample of the likes service's /metrics (0 when absent)."""
+        text_ = self.http.get(f"{self.settings.likes_url}/metrics", timeout=5).text
+        want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}")
+        for line in text_.splitlines():
+            if line.startswith(want + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def publish(self, messages: Iterable[tuple[bytes, pika.BasicProperties]]) -> None:
+        """Publish raw messages to the actions exchange, each confirmed."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        try:
+            channel = conn.channel()
+            channel.confirm_delivery()
+            for body, props in messages:
+                channel.basic_publish(
+                    contract.ACTIONS_EXCHANGE, contract.ACTIONS_ROUTING_KEY, body, props
+                )
+        finally:
+            conn.close()
+
+    def dead_letters(self) -> list[tuple[str, dict[str, Any]]]:
+        """(message id, headers) of every DLQ message, duplicates included (read without
+        acking: they go back to the DLQ when we disconnect)."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        try:
+            channel = conn.channel()
+            found = []
+            while True:
+                method, props, _body = channel.basic_get(contract.DLQ_QUEUE, auto_ack=False)
+                if method is None:
+                    return found
+                found.append((props.message_id, dict(props.headers or {})))
+        finally:
+            conn.close()
+
+    def take_all(self, queue: str = contract.ACTIONS_QUEUE) -> list[tuple[str, int]]:
+        """Consume and ack every ready message: (message id, x-delivery-count) each."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        try:
+            channel = conn.channel()
+            found = []
+            while True:
+                method, props, _body = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return found
+                count = int((props.headers or {}).get("x-delivery-count", 0) or 0)
+                found.append((props.message_id, count))
+        finally:
+            conn.close()
+
     # -- likes store ------------------------------------------------------------------
     def stored(self, request_ids: Iterable[str]) -> dict[str, int]:
         """request_id -> how many rows carry it, for the given ids."""
@@ -138,6 +254,26 @@ class RunningStack:
                     counts[rid] = n
         return counts
 
+    def stored_at(self, request_ids: Iterable[str]) -> dict[str, tuple[datetime, datetime]]:
+        """request_id -> (received_at, stored_at): when the gateway took the like (its clock)
+        and when its row was written (the likes service's clock), both UTC."""
+        ids = list(request_ids)
+        found: dict[str, tuple[datetime, datetime]] = {}
+        with self._engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                params = {f"r{j}": rid for j, rid in enumerate(chunk)}
+                marks = ", ".join(f":r{j}" for j in range(len(chunk)))
+                for rid, received, stored in conn.execute(
+                    text(
+                        "SELECT request_id, received_at, stored_at FROM likes "
+                        f"WHERE request_id IN ({marks})"
+                    ),
+                    params,
+                ):
+                    found[rid] = (_utc(received), _utc(stored))
+        return found
+
     def rows_for_bot(self, bot_id: int) -> int:
         with self._engine.connect() as conn:
             return int(
@@ -145,6 +281,19 @@ class RunningStack:
                     text("SELECT count(*) FROM likes WHERE bot_id = :b"), {"b": bot_id}
                 ).scalar_one()
             )
+
+    @contextmanager
+    def store_write_locked(self) -> Iterator[None]:
+        """Hold the SQLite likes store's write lock: the likes service's next transaction
+        begins, then waits inside it (busy timeout) until the block ends."""
+        path = self.settings.likes_store_url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
 
     def wait_stored(self, request_ids: list[str], timeout: float = 90.0) -> dict[str, int]:
         deadline = time.monotonic() + timeout
@@ -218,8 +367,6 @@ def fill_queue(
 
     Every `bot_every`-th message comes from bot `bot_id` (0: none). Returns message id → bot.
     """
-    from likkerctl.core import contract
-
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     ch = conn.channel()
     if declare:
@@ -258,3 +405,59 @@ def drain_ids(amqp_url: str, queue: str) -> list[str]:
     ch.cancel()
     conn.close()
     return ids
+
+
+@dataclasses.dataclass
+class MixedBatch:
+    """One message for each outcome a batch can hold, and what each must become."""
+
+    messages: list[tuple[bytes, pika.BasicProperties]]
+    stored: list[str]  # request ids that must end as exactly one row each (all acked)
+    refused: dict[str, str]  # message id -> the likes service's verdict (likker-failure)
+
+
+def mixed_batch(stack: RunningStack, pop: Population) -> MixedBatch:
+    """Stored, duplicate (twice: of a stored row, and a twin in the batch), forbidden,
+    unknown post, not JSON, and JSON that is not a like. `pop` must be a friday population."""
+    assert pop.bot is not None and pop.target_post is not None and pop.banned_user_id
+    user, other = pop.users[0], pop.users[1]
+    earlier = stack.like(pop.posts[0], user.token).json()["request_id"]
+    assert stack.wait_stored([earlier]) == {earlier: 1}
+    again = contract.LikeMessage(
+        earlier, pop.posts[0], contract.Actor(user.user_id), "2026-01-01T00:00:00+00:00"
+    )
+    fresh = contract.new_like(pop.posts[1], contract.Actor(user.user_id))
+    twin = contract.new_like(pop.posts[2], contract.Actor(other.user_id))
+    forbidden = contract.new_like(
+        pop.target_post, contract.Actor(pop.banned_user_id, pop.bot.bot_id)
+    )
+    unknown = contract.new_like(10**9, contract.Actor(user.user_id))
+
+    def raw(body: bytes) -> tuple[str, tuple[bytes, pika.BasicProperties]]:
+        mid = str(uuid.uuid4())
+        props = pika.BasicProperties(
+            content_type="application/json", delivery_mode=2, message_id=mid
+        )
+        return mid, (body, props)
+
+    not_json_id, not_json = raw(b"{not json")
+    not_a_like_id, not_a_like = raw(b'{"request_id": "nope", "post_id": 1}')
+    return MixedBatch(
+        messages=[
+            (fresh.body(), fresh.properties()),
+            (again.body(), again.properties()),
+            (twin.body(), twin.properties()),
+            (forbidden.body(), forbidden.properties()),
+            not_json,
+            (twin.body(), twin.properties()),
+            (unknown.body(), unknown.properties()),
+            not_a_like,
+        ],
+        stored=[fresh.request_id, earlier, twin.request_id],
+        refused={
+            forbidden.request_id: "forbidden",
+            unknown.request_id: "not-found",
+            not_json_id: "invalid",
+            not_a_like_id: "invalid",
+        },
+    )

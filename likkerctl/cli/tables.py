@@ -81,16 +81,23 @@ def takers_table(rows: list[dict[str, Any]], error: str | None = None) -> Table 
     if not rows:
         return "takers: none answered"
     table = Table(title="takers", title_justify="left")
-    for col in ("taker", "state", "policy", "rate/s", "processed", "failures"):
+    for col in ("taker", "state", "policy", "rate/s", "processed", "batch", "store ms", "lag"):
         table.add_column(col)
+    table.add_column("failures")
     for t in rows:
         colour = {"running": "green", "paused": "yellow"}.get(t.get("state", ""), "red")
+        batch = readable.optional(t.get("batch_size"))
+        if t.get("batch_limit") is not None:
+            batch += f" / {t['batch_limit']}"
         table.add_row(
             t["taker_id"],
             f"[{colour}]{t.get('state')}[/]",
             str(t.get("retry_policy")),
             f"{t.get('rate', 0):,.1f}",
             f"{t.get('processed', 0):,}",
+            batch,
+            readable.optional(t.get("store_ms")),
+            readable.lag(t.get("lag_s")),
             ", ".join(f"{k} {v}" for k, v in t.get("failures", {}).items()) or "-",
         )
     return table

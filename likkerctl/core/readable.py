@@ -50,6 +50,19 @@ def humanize(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def lag(seconds: float | None) -> str:
+    """A taker's lag (age of its oldest message): to the hundredth below 10 s, where a healthy
+    one lives, else a duration; "-" when the taker reports none (an older taker, a recording)."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.2f}s" if seconds < 10 else humanize(seconds)
+
+
+def optional(value: float | None, fmt: str = "{:,.1f}") -> str:
+    """A figure a source may not report: "-" when it is absent."""
+    return "-" if value is None else fmt.format(value)
+
+
 def eta_level(eta_s: float | None) -> Level:
     """How urgent a disk-full ETA is: within the hour, within the day, or later."""
     eta = eta_s or 0.0

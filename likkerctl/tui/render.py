@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # the backend's types, for annotations only
 
 QUEUE_COLUMNS = ("queue", "ready", "unacked", "in/s", "out/s", "redeliv/s", "cons", "depth")
 OFFENDER_COLUMNS = ("actor", "share", "status", "≈ in queue", "redeliveries", "max")
-TAKER_COLUMNS = ("taker", "state", "policy", "rate/s", "processed")
+# Lag before the rest: on a narrow terminal it is the figure that says whether takers keep up.
+TAKER_COLUMNS = ("taker", "state", "lag", "policy", "rate/s", "processed")
 SPARKS = "▁▂▃▄▅▆▇█"
 # How a level of urgency (likkerctl.core.readable.Level) looks on the dashboard.
 LEVEL_STYLE = {"critical": "bold white on red", "warning": "bold yellow", "ok": "green"}
@@ -255,6 +256,7 @@ def taker_rows(takers: list[dict[str, Any]]) -> list[Row]:
                 [
                     str(t["taker_id"]),
                     Text(state, style=colour),
+                    readable.lag(t.get("lag_s")),
                     str(t.get("retry_policy")),
                     f"{t.get('rate', 0):,.1f}",
                     f"{t.get('processed', 0):,}",

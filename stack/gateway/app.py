@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,8 +17,9 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from starlette.routing import Route
 
 from likkerctl.core import contract
 from likkerctl.core.contract.http import ApiError, bearer_token, create_base_app
@@ -58,6 +60,73 @@ async def _json_object(request: Request, *, required: bool) -> dict[str, Any]:
     return data
 
 
+def _post_id(text: str) -> int:
+    # Up to 18 digits: every such id fits the stores' 64-bit integers.
+    if not _POST_ID.fullmatch(text):
+        raise ApiError(400, "invalid", "post_id must be an integer of at most 18 digits")
+    return int(text)
+
+
+_POST_ID = re.compile(r"-?[0-9]{1,18}")
+_ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+        }
+    }
+}
+_LIKE_OPENAPI: dict[str, Any] = {
+    "post": {
+        "summary": "Like a post",
+        "description": "202 only once the broker confirmed the like; an Idempotency-Key "
+        "(UUID) becomes the request id, so a retried like is one like.",
+        "parameters": [
+            {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+            {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "202": {
+                "description": "Accepted: durable in the broker",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"request_id": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+            **{
+                str(status): {"description": why, "content": _ERROR}
+                for status, why in (
+                    (400, "Malformed body, post id or Idempotency-Key"),
+                    (401, "Missing or unknown token"),
+                    (403, "Blocked bot"),
+                    (404, "No such post"),
+                    (413, "Body over 64 KiB"),
+                    (503, "Broker or a service unavailable; Retry-After"),
+                )
+            },
+        },
+    }
+}
+
+
+def _document_like_route(app: FastAPI) -> None:
+    """Add the like route, a plain Starlette route, to FastAPI's OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema["paths"]["/v1/posts/{post_id}/likes"] = _LIKE_OPENAPI
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None = None) -> FastAPI:
     registry = CollectorRegistry()
     responses = Counter(
@@ -77,7 +146,7 @@ def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None 
         principals = PrincipalCache(auth, settings.token_cache_seconds)
         listener = BlockEventListener(settings.amqp_url, principals)
         state.update(auth=auth, likes=likes, principals=principals, known_posts=set())
-        publisher.start()
+        publisher.start(asyncio.get_running_loop())
         listener.start()
         yield
         listener.stop()
@@ -146,15 +215,19 @@ def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None 
         responses.labels("posts", "201").inc()
         return JSONResponse(post, status_code=201)
 
-    @app.post("/v1/posts/{post_id}/likes", status_code=202)
-    async def like(request: Request, post_id: int) -> JSONResponse:
+    # The hot path is a plain Starlette route: FastAPI's per-request parameter handling cost
+    # a tenth of the gateway's CPU here (~33 us of ~350 us a like). Documented in
+    # the OpenAPI document by hand (_LIKE_OPENAPI).
+    accepted = responses.labels("likes", "202")
+
+    async def like(request: Request) -> Response:
         try:
-            return await _like(request, post_id)
+            return await _like(request, _post_id(request.path_params["post_id"]))
         except ApiError as exc:
             responses.labels("likes", str(exc.status)).inc()
             raise
 
-    async def _like(request: Request, post_id: int) -> JSONResponse:
+    async def _like(request: Request, post_id: int) -> Response:
         principal = await authenticate(request)
         await _json_object(request, required=False)  # a like has no fields, but junk is refused
         request_id = request.headers.get("idempotency-key")
@@ -174,7 +247,7 @@ def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None 
                 message.body(),
                 message.properties(),
             )
-            await asyncio.wait_for(asyncio.wrap_future(confirm), settings.confirm_timeout_s)
+            await asyncio.wait_for(confirm, settings.confirm_timeout_s)
         except BrokerUnavailable as exc:
             raise _unavailable(f"broker: {exc}", settings.retry_after_s) from exc
         except TimeoutError as exc:
@@ -182,7 +255,11 @@ def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None 
                 f"broker did not confirm within {settings.confirm_timeout_s:g}s",
                 settings.retry_after_s,
             ) from exc
-        responses.labels("likes", "202").inc()
-        return JSONResponse({"request_id": message.request_id}, status_code=202)
+        accepted.inc()
+        # A request id is a UUID: nothing in it needs escaping.
+        body = b'{"request_id":"%s"}' % message.request_id.encode()
+        return Response(body, status_code=202, media_type="application/json")
 
+    app.router.routes.append(Route("/v1/posts/{post_id}/likes", like, methods=["POST"]))
+    _document_like_route(app)
     return app

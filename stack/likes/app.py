@@ -1,4 +1,8 @@
-"""HTTP API of the likes service: posts, like counts, and `POST /v1/likes` for the takers."""
+"""HTTP API of the likes service: posts, like counts, and the takers' likes, one or a batch.
+
+`POST /v1/likes:batch` authorizes every item, stores the allowed ones in one transaction and
+answers one outcome per item; `POST /v1/likes` is the same path for a single like.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from likkerctl.core.contract import ContractError, parse_like
+from likkerctl.core.contract import ContractError, LikeMessage, parse_like
 from likkerctl.core.contract.http import ApiError, create_base_app
 from stack.db import make_engine
+from stack.likes.batch import BATCH_OPENAPI, Outcome, parse_batch, parse_item
+from stack.likes.limits import BATCH_PATH, MAX_BATCH_BYTES, MAX_LIKE_BYTES, SINGLE_PATH
 from stack.likes.store import LikesStore
 
 
@@ -26,6 +33,16 @@ class LikesSettings:
     admin_token: str
     # Each author's ban list is read from auth at most this often.
     ban_cache_seconds: float = 2.0
+
+
+async def _body_capped(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too-large", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class NewPost(BaseModel):
@@ -42,15 +59,18 @@ class BanChecker:
         self._cache: dict[int, tuple[frozenset[int], float]] = {}
         self._lock = threading.Lock()
 
-    def banned(self, author_id: int, actor_user_id: int) -> bool:
-        return actor_user_id in self._bans_of(author_id)
+    def banned(self, author_id: int, actor_user_id: int, *, fetch: bool = True) -> bool:
+        """`fetch=False`: answer from the cache only (auth already failed in this batch)."""
+        return actor_user_id in self._bans_of(author_id, fetch)
 
-    def _bans_of(self, author_id: int) -> frozenset[int]:
+    def _bans_of(self, author_id: int, fetch: bool) -> frozenset[int]:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(author_id)
         if hit and hit[1] > now:
             return hit[0]
+        if not fetch:
+            raise ApiError(503, "auth-unavailable", "auth service failed earlier in this batch")
         try:
             resp = self._client.get(f"/v1/users/{author_id}/bans")
         except httpx.HTTPError as exc:
@@ -71,6 +91,12 @@ def create_app(settings: LikesSettings, *, store: LikesStore | None = None) -> F
     outcomes = Counter(
         "likker_likes_outcomes", "Like requests by outcome", ["outcome"], registry=registry
     )
+    store_seconds = Histogram(
+        "likker_likes_store_seconds",
+        "Time of one store transaction (a batch, or a single like)",
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    )
     store = store or LikesStore(make_engine(settings.store_url))
     auth = httpx.Client(
         base_url=settings.auth_url,
@@ -83,12 +109,13 @@ def create_app(settings: LikesSettings, *, store: LikesStore | None = None) -> F
     app = create_base_app("likker-likes", registry)
 
     def author_of(post_id: int) -> int | None:
-        author = authors.get(post_id)
-        if author is None:
-            author = store.post_author(post_id)
-            if author is not None:
-                authors[post_id] = author
-        return author
+        return authors_of([post_id]).get(post_id)
+
+    def authors_of(post_ids: set[int] | list[int]) -> dict[int, int]:
+        missing = [p for p in post_ids if p not in authors]
+        if missing:
+            authors.update(store.post_authors(missing))  # one query for the whole batch
+        return {p: authors[p] for p in post_ids if p in authors}
 
     @app.post("/v1/posts", status_code=201)
     def create_post(body: NewPost) -> dict[str, object]:
@@ -109,35 +136,79 @@ def create_app(settings: LikesSettings, *, store: LikesStore | None = None) -> F
             raise ApiError(404, "not-found", f"no post {post_id}")
         return {"post_id": post_id, "count": store.like_count(post_id)}
 
-    # The taker posts the queue message body verbatim; it is parsed with the contract's own
+    def judge_and_store(parsed: list[LikeMessage | Outcome]) -> list[Outcome]:
+        """Authorize each like, store the allowed ones in one transaction; one outcome each."""
+        known = authors_of({p.post_id for p in parsed if isinstance(p, LikeMessage)})
+        results: list[Outcome | None] = [p if isinstance(p, Outcome) else None for p in parsed]
+        allowed: list[tuple[int, LikeMessage]] = []
+        auth_failed = False
+        for i, like in enumerate(parsed):
+            if isinstance(like, Outcome):
+                continue
+            author, user = known.get(like.post_id), like.actor.user_id
+            if author is None:
+                results[i] = Outcome(404, "not-found", like.request_id, f"no post {like.post_id}")
+                continue
+            if author != user:
+                try:
+                    banned = bans.banned(author, user, fetch=not auth_failed)
+                except ApiError as exc:  # auth down: this like is retried, the others go on
+                    auth_failed = True
+                    results[i] = Outcome(exc.status, exc.code, like.request_id, exc.detail)
+                    continue
+                if banned:
+                    results[i] = Outcome(
+                        403,
+                        "forbidden",
+                        like.request_id,
+                        f"user {user} is banned by user {author}, the author of post "
+                        f"{like.post_id}",
+                    )
+                    continue
+            allowed.append((i, like))
+        started = time.perf_counter()
+        try:
+            new = store.add_likes([like for _, like in allowed])
+        except SQLAlchemyError as exc:
+            raise ApiError(503, "store-unavailable", f"likes store: {exc}".splitlines()[0]) from exc
+        store_seconds.observe(time.perf_counter() - started)
+        for i, like in allowed:
+            if like.request_id in new:
+                new.discard(like.request_id)  # a twin later in this batch is a duplicate
+                results[i] = Outcome(201, "stored", like.request_id)
+            else:
+                results[i] = Outcome(200, "duplicate", like.request_id)
+        done = [r for r in results if r is not None]
+        assert len(done) == len(parsed)
+        for r in done:
+            outcomes.labels(r.code).inc()
+        return done
+
+    # The taker posts queue message bodies verbatim; they are parsed with the contract's own
     # parser (not a pydantic model) so a bad message gets the contract's error.
-    @app.post("/v1/likes")
+    @app.post(SINGLE_PATH)
     async def add_like_raw(request: Request) -> JSONResponse:
-        return await run_in_threadpool(_add_like, await request.body())
+        return await run_in_threadpool(_add_like, await _body_capped(request, MAX_LIKE_BYTES))
 
     def _add_like(body: bytes) -> JSONResponse:
         try:
-            like = parse_like(body)
+            like: LikeMessage | Outcome = parse_like(body)
         except ContractError as exc:
-            outcomes.labels("invalid").inc()
-            raise ApiError(400, "invalid", str(exc)) from exc
-        author = author_of(like.post_id)
-        if author is None:
-            outcomes.labels("not-found").inc()
-            raise ApiError(404, "not-found", f"no post {like.post_id}")
-        if author != like.actor.user_id and bans.banned(author, like.actor.user_id):
-            outcomes.labels("forbidden").inc()
-            raise ApiError(
-                403,
-                "forbidden",
-                f"user {like.actor.user_id} is banned by user {author}, the author of post "
-                f"{like.post_id}",
-            )
-        stored = store.add_like(like)
-        outcomes.labels("stored" if stored else "duplicate").inc()
+            like = Outcome(400, "invalid", None, str(exc))
+        (result,) = judge_and_store([like])
+        if result.status >= 300:
+            raise ApiError(result.status, result.code, result.detail or result.code)
         return JSONResponse(
-            {"request_id": like.request_id, "stored": stored},
-            status_code=201 if stored else 200,
+            {"request_id": result.request_id, "stored": result.code == "stored"},
+            status_code=result.status,
         )
+
+    @app.post(BATCH_PATH, openapi_extra=BATCH_OPENAPI)
+    async def add_likes_raw(request: Request) -> JSONResponse:
+        return await run_in_threadpool(_add_likes, await _body_capped(request, MAX_BATCH_BYTES))
+
+    def _add_likes(body: bytes) -> JSONResponse:
+        results = judge_and_store([parse_item(item) for item in parse_batch(body)])
+        return JSONResponse({"results": [r.as_json() for r in results]})
 
     return app

@@ -1,7 +1,13 @@
-"""Likes store (SQLAlchemy 2): one row per like, unique by request_id and by (post, user)."""
+"""Likes store (SQLAlchemy 2): one row per like, unique by request_id and by (post, user).
+
+Likes are written in batches, one transaction each, with an idempotent insert
+(`INSERT ... ON CONFLICT DO NOTHING ... RETURNING request_id`; SQLite and PostgreSQL both
+have it), so a redelivered like is skipped rather than doubled or failing its batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, ForeignKey, String, UniqueConstraint, func, select
@@ -54,25 +60,48 @@ class LikesStore:
             return post.id
 
     def post_author(self, post_id: int) -> int | None:
+        return self.post_authors([post_id]).get(post_id)
+
+    def post_authors(self, post_ids: Iterable[int]) -> dict[int, int]:
+        """post id -> its author's user id, for those of the posts that exist."""
+        ids = sorted(set(post_ids))
+        if not ids:
+            return {}
         with Session(self.engine) as session:
-            return session.scalar(select(Post.author_user_id).where(Post.id == post_id))
+            rows = session.execute(
+                select(Post.id, Post.author_user_id).where(Post.id.in_(ids))
+            ).all()
+        return {post_id: author for post_id, author in rows}
 
     def add_like(self, like: LikeMessage) -> bool:
         """Store the like; False when it was already there (same request, or same post+user)."""
-        stmt = (
-            self._insert(Like)
-            .values(
-                request_id=like.request_id,
-                post_id=like.post_id,
-                user_id=like.actor.user_id,
-                bot_id=like.actor.bot_id,
-                received_at=like.received_at,
-                stored_at=_now(),
-            )
-            .on_conflict_do_nothing()
-        )
+        return like.request_id in self.add_likes([like])
+
+    def add_likes(self, likes: Sequence[LikeMessage]) -> set[str]:
+        """Store the likes in one transaction; return the request ids that became new rows.
+
+        A like already stored (same request id, or same post and user) is skipped, also when
+        its twin is earlier in the same batch; either way it is not in the result.
+        """
+        if not likes:
+            return set()
+        now = _now()
+        rows = [
+            {
+                "request_id": like.request_id,
+                "post_id": like.post_id,
+                "user_id": like.actor.user_id,
+                "bot_id": like.actor.bot_id,
+                "received_at": like.received_at,
+                "stored_at": now,
+            }
+            for like in likes
+        ]
+        # SQLAlchemy sends this as multi-row INSERTs ("insertmanyvalues"): one statement per
+        # batch, not one per like.
+        stmt = self._insert(Like).on_conflict_do_nothing().returning(Like.request_id)
         with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return set(conn.scalars(stmt, rows))
 
     def like_count(self, post_id: int) -> int:
         with Session(self.engine) as session:

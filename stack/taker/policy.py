@@ -1,9 +1,13 @@
-"""What a taker does with a message after the likes service answered (DESIGN §5). Pure."""
+"""What a taker does with a message after the likes service answered (DESIGN §5). Pure.
+
+A batch gets one answer with one outcome per message; each message is then decided on its
+own outcome and its own delivery count, as if it had been sent alone.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["stored", "duplicate", "forbidden", "not-found", "invalid", "transient"]
 PERMANENT: frozenset[str] = frozenset({"forbidden", "not-found", "invalid"})
@@ -29,6 +33,31 @@ def classify_status(status: int | None) -> Kind:
     if status == 404:
         return "not-found"
     return "invalid"
+
+
+def batch_outcomes(status: int, payload: Any, count: int) -> list[tuple[Kind, str]]:
+    """Each message's (kind, detail) from the answer to a batch of `count` messages.
+
+    `status` is the HTTP status of the batch call and `payload` its decoded JSON body (None if
+    it was not JSON). Anything but a 200 with exactly one result per message is a failure of
+    the whole call: every message is transient, retried by the policy as when the service is
+    unreachable.
+    """
+    if status != 200:
+        why = f"likes service answered the batch with HTTP {status}"
+        if isinstance(payload, dict) and payload.get("detail"):
+            why += f": {payload['detail']}"
+        return [("transient", why[:300])] * count
+    results = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        return [("transient", "likes service gave a malformed answer to the batch")] * count
+    outcomes: list[tuple[Kind, str]] = []
+    for item in results:
+        item_status = item.get("status") if isinstance(item, dict) else None
+        kind = classify_status(item_status if type(item_status) is int else None)
+        detail = str(item.get("detail") or "")[:300] if isinstance(item, dict) else ""
+        outcomes.append((kind, detail))
+    return outcomes
 
 
 def decide(

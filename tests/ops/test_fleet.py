@@ -67,3 +67,22 @@ def test_bot_errors(cli: Cli) -> None:
     no_token = cli("bots", "list", env={"LIKKER_ADMIN_TOKEN": "not-the-token"})
     assert no_token.rc == 4 and "refused" in no_token.stderr
     assert cli("bots", "block", "1", "--reason", " ", "--yes").rc == 2
+
+
+def test_takers_status_shows_batch_size_store_time_and_lag(
+    cli: Cli, ops_stack: RunningStack
+) -> None:
+    pop = ops_stack.population(users=20, posts=20)  # more pairs than likes: no repeats
+    report = ops_stack.load(pop, scenario="normal", rate=200, duration_s=1)
+    assert len(ops_stack.wait_stored(report.accepted["user"])) == report.sent > 100
+    rows = cli("takers", "status", "--json").json["takers"]
+    limit = ops_stack.settings.taker_batch
+    assert [t["batch_limit"] for t in rows] == [limit, limit]
+    busy = [t for t in rows if t["batch_size"] is not None]  # batched in the last 10 s
+    assert busy and all(1 <= t["batch_size"] <= limit and t["store_ms"] > 0 for t in busy)
+    assert all(t["lag_s"] >= 0 for t in rows)
+    table = cli("takers", "status")
+    assert table.rc == 0, table.stderr
+    header = next(line for line in table.stdout.splitlines() if "taker " in line)
+    assert all(col in header for col in ("batch", "store ms", "lag", "failures"))
+    assert f"/ {limit}" in table.stdout

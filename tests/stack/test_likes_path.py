@@ -9,14 +9,15 @@ import time
 import uuid
 from collections import Counter
 
-import pika
 import pytest
 
 from likkerctl.core import contract
 from tests.conftest import stack_fixture
-from tests.helpers import RunningStack, wait_for
+from tests.helpers import RunningStack, mixed_batch, wait_for
 
-stack = stack_fixture(retry_policy="classified", takers=2, taker_rate=0)
+# A long linger, so the mixed batch's eight messages are one batch even on a loaded machine
+# (the default 5 ms could split them when the broker is slow to deliver the burst).
+stack = stack_fixture(retry_policy="classified", takers=2, taker_rate=0, taker_linger_ms=250)
 
 
 def _assert_json_error(resp, status: int, code: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -55,6 +56,7 @@ def test_bad_requests_get_a_4xx_json_error_never_a_5xx(stack: RunningStack) -> N
     _assert_json_error(stack.like(post, user["token"], data=b"{not json"), 400, "invalid")
     _assert_json_error(stack.like(post, user["token"], data=b"[1, 2]"), 400, "invalid")
     _assert_json_error(http.post(f"{gw}/v1/posts/abc/likes", headers=auth), 400, "invalid")
+    _assert_json_error(http.post(f"{gw}/v1/posts/{10**19}/likes", headers=auth), 400, "invalid")
     _assert_json_error(stack.like(10**9, user["token"]), 404, "not-found")
     _assert_json_error(stack.like(post, user["token"], headers={"Idempotency-Key": "x"}), 400)
     _assert_json_error(stack.like(post, user["token"], data=b" " * (65 * 1024)), 413)
@@ -69,6 +71,12 @@ def test_bad_requests_get_a_4xx_json_error_never_a_5xx(stack: RunningStack) -> N
     _assert_json_error(
         http.post(f"{stack.settings.auth_url}/v1/bots/1/block", headers=stack.admin, json={}), 400
     )
+
+
+def test_the_like_route_is_in_the_gateways_openapi_document(stack: RunningStack) -> None:
+    doc = stack.http.get(f"{stack.settings.gateway_url}/openapi.json", timeout=5).json()
+    like = doc["paths"]["/v1/posts/{post_id}/likes"]["post"]
+    assert {"202", "400", "401", "403", "404", "413", "503"} <= set(like["responses"])
 
 
 def test_idempotency_key_makes_a_retried_like_one_message(stack: RunningStack) -> None:
@@ -116,21 +124,6 @@ def _count(stack: RunningStack, post: int) -> int:
     return int(resp.json()["count"])
 
 
-def _drain_dlq(stack: RunningStack) -> list[tuple[dict, bytes]]:  # type: ignore[type-arg]
-    """Every DLQ message's headers and body; they are requeued when we disconnect."""
-    conn = pika.BlockingConnection(pika.URLParameters(stack.settings.amqp_url))
-    try:
-        channel = conn.channel()
-        found = []
-        while True:
-            method, props, body = channel.basic_get(contract.DLQ_QUEUE, auto_ack=False)
-            if method is None:
-                return found
-            found.append((dict(props.headers or {}, message_id=props.message_id), body))
-    finally:
-        conn.close()
-
-
 def test_friday_under_classified_dead_letters_the_bot_and_drains(stack: RunningStack) -> None:
     pop = stack.population(users=40, posts=30, friday=True)  # more pairs than likes sent
     report = stack.load(pop, scenario="friday", rate=300, duration_s=4, bot_share=0.3)
@@ -145,10 +138,11 @@ def test_friday_under_classified_dead_letters_the_bot_and_drains(stack: RunningS
         return q.get("messages", 1) == 0
 
     assert wait_for(drained, timeout=60)
-    dead = [h for h, _ in _drain_dlq(stack) if h.get("likker-bot") == pop.bot.bot_id]
-    assert sorted(h["message_id"] for h in dead) == sorted(bot_ids)
-    assert {h["likker-failure"] for h in dead} == {"forbidden"}
-    assert all("banned" in h["likker-failure-detail"] for h in dead)
+    dead = [(m, h) for m, h in stack.dead_letters() if h.get("likker-bot") == pop.bot.bot_id]
+    assert sorted(m for m, _ in dead) == sorted(bot_ids)
+    dead_headers = [h for _, h in dead]
+    assert {h["likker-failure"] for h in dead_headers} == {"forbidden"}
+    assert all("banned" in h["likker-failure-detail"] for h in dead_headers)
 
 
 def test_kill_9_of_a_taker_mid_load_loses_and_doubles_nothing(stack: RunningStack) -> None:
@@ -176,58 +170,117 @@ def _restart_dead_parts(stack: RunningStack):  # type: ignore[no-untyped-def]
     supervisor.up(stack.settings)  # bring back anything a test killed
 
 
-def _control(stack: RunningStack, command: str, target: str = "*") -> list[dict]:  # type: ignore[type-arg]
-    """Send a control command; collect the takers' replies for two seconds."""
-    conn = pika.BlockingConnection(pika.URLParameters(stack.settings.amqp_url))
-    try:
-        channel = conn.channel()
-        replies = channel.queue_declare("", exclusive=True).method.queue
-        channel.basic_publish(
-            contract.CONTROL_EXCHANGE,
-            "",
-            json.dumps({"command": command, "target": target}).encode(),
-            pika.BasicProperties(reply_to=replies, correlation_id="t"),
-        )
-        found = []
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            method, _props, body = channel.basic_get(replies, auto_ack=True)
-            if method is None:
-                time.sleep(0.05)
-                continue
-            found.append(json.loads(body))
-        return found
-    finally:
-        conn.close()
-
-
-def _consumers(stack: RunningStack) -> int:
-    return int(stack.queue(contract.ACTIONS_QUEUE).get("consumers", -1))
-
-
 def test_takers_pause_and_resume_over_the_control_exchange(stack: RunningStack) -> None:
-    states = _control(stack, "status")
+    states = stack.control("status")
     assert sorted(s["taker_id"] for s in states) == ["taker-1", "taker-2"]
     assert all(s["state"] == "running" for s in states)
 
-    paused = _control(stack, "pause", "taker-1")
+    paused = stack.control("pause", "taker-1")
     assert [(s["taker_id"], s["state"]) for s in paused] == [("taker-1", "paused")]
-    assert wait_for(lambda: _consumers(stack) == 1, timeout=15)
+    assert wait_for(lambda: stack.consumers() == 1, timeout=15)
 
-    _control(stack, "pause")
-    assert wait_for(lambda: _consumers(stack) == 0, timeout=15)
+    stack.control("pause")
+    assert wait_for(lambda: stack.consumers() == 0, timeout=15)
     user = stack.new_user()
     post = stack.new_post(user["token"])
     rid = stack.like(post, user["token"]).json()["request_id"]
     time.sleep(1.5)
     assert stack.stored([rid]) == {}  # nobody is taking
-    state = stack.http.get(f"{stack.records()['taker-2'].url}/state", timeout=5).json()
-    assert state["paused"] is True
+    assert stack.taker_state("taker-2")["paused"] is True
 
-    resumed = _control(stack, "resume")
+    resumed = stack.control("resume")
     assert sorted((s["taker_id"], s["state"]) for s in resumed) == [
         ("taker-1", "running"),
         ("taker-2", "running"),
     ]
-    assert wait_for(lambda: _consumers(stack) == 2, timeout=15)
+    assert wait_for(lambda: stack.consumers() == 2, timeout=15)
     assert stack.wait_stored([rid], timeout=30) == {rid: 1}
+
+
+def _as_item(body: bytes) -> object:
+    """A message body as a batch item: the JSON itself, or its text when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode()
+
+
+def _rows(stack: RunningStack) -> int:
+    with stack._engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM likes").scalar_one())
+
+
+def test_the_batch_endpoint_judges_each_item_and_stores_only_the_allowed_ones(
+    stack: RunningStack,
+) -> None:
+    pop = stack.population(users=2, posts=3, friday=True)
+    mixed = mixed_batch(stack, pop)
+    items = [
+        json.loads(body) if body.startswith(b'{"') else body.decode() for body, _ in mixed.messages
+    ]
+    resp = stack.http.post(
+        f"{stack.settings.likes_url}/v1/likes:batch", json={"likes": items}, timeout=10
+    )
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [(r["status"], r.get("outcome") or r["error"]) for r in results] == [
+        (201, "stored"),
+        (200, "duplicate"),  # the like stored through the gateway before
+        (201, "stored"),
+        (403, "forbidden"),
+        (400, "invalid"),  # not JSON: sent as a string, judged by the contract's parser
+        (200, "duplicate"),  # the twin of the third item, in the same batch
+        (404, "not-found"),
+        (400, "invalid"),
+    ]
+    assert "not JSON" in results[4]["detail"] and "banned" in results[3]["detail"]
+    assert stack.stored(mixed.stored) == dict.fromkeys(mixed.stored, 1)
+    refused = [json.loads(b)["request_id"] for b, _ in mixed.messages if b'"actor"' in b]
+    assert set(stack.stored(refused)) == set(mixed.stored) - {m for m in mixed.refused} or not set(
+        stack.stored(refused)
+    ) & set(mixed.refused)
+
+
+def test_a_bad_batch_is_one_json_4xx_and_stores_nothing(stack: RunningStack) -> None:
+    user = stack.new_user()
+    post = stack.new_post(user["token"])
+    like = json.loads(contract.new_like(post, contract.Actor(user["user_id"])).body())
+    url = f"{stack.settings.likes_url}/v1/likes:batch"
+    before = _rows(stack)
+    for body, status in [
+        (b"{not json", 400),
+        (b"[]", 400),
+        (json.dumps({"likes": like}).encode(), 400),
+        (json.dumps({"items": [like]}).encode(), 400),
+        (json.dumps({"likes": [like] * 1001}).encode(), 413),
+        (b'{"likes": ["' + b"x" * (4 * 1024 * 1024) + b'"]}', 413),
+    ]:
+        _assert_json_error(stack.http.post(url, data=body, timeout=10), status)
+    assert _rows(stack) == before
+    assert stack.stored([like["request_id"]]) == {}
+    empty = stack.http.post(url, json={"likes": []}, timeout=10)
+    assert empty.status_code == 200 and empty.json() == {"results": []}
+
+
+def test_a_mixed_batch_acks_and_dead_letters_exactly_the_right_messages(
+    stack: RunningStack,
+) -> None:
+    pop = stack.population(users=2, posts=3, friday=True)
+    mixed = mixed_batch(stack, pop)
+    # A taker answers a pause once its consumer is cancelled.
+    assert [s["state"] for s in stack.control("pause")] == ["paused", "paused"]
+    before = stack.taker_state("taker-1")
+    stack.publish(mixed.messages)
+    stack.control("resume", "taker-1")  # one taker takes them all, in one batch
+    n = len(mixed.messages)
+    assert wait_for(lambda: stack.taker_state("taker-1")["processed"] >= before["processed"] + n)
+    after = stack.taker_state("taker-1")
+    stack.control("resume")
+    assert after["processed"] - before["processed"] == n
+    assert after["batches"] - before["batches"] == 1, "the messages were not one batch"
+
+    assert stack.stored(mixed.stored) == dict.fromkeys(mixed.stored, 1)
+    ours = [(m, h) for m, h in stack.dead_letters() if m in mixed.refused]
+    assert sorted((m, h["likker-failure"]) for m, h in ours) == sorted(mixed.refused.items())
+    assert all(h["likker-failure-detail"] for _, h in ours)
+    assert wait_for(lambda: stack.held_and_ready() == 0, timeout=20)  # nothing requeued

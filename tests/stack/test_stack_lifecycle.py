@@ -1,4 +1,5 @@
-"""Starting, restarting and stopping the stack; the broker going away under load."""
+"""Starting, restarting and stopping the stack; the broker going away under load; takers,
+the likes service and the broker dying while a batch is being stored."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import time
 import pytest
 
 from stack import procs, supervisor
+from stack.load import Population
 from stack.settings import StackSettings
 from tests.conftest import stack_fixture
-from tests.helpers import RunningStack, assert_all_gone, free_ports
+from tests.helpers import RunningStack, assert_all_gone, free_ports, wait_for
 
-stack = stack_fixture(retry_policy="classified", takers=1, taker_rate=0)
+# Restarting the likes service takes longer than the default five deliveries' backoff
+# (~3 s): retry until it is back, so a like here can only end stored (or lost), never parked
+# in the DLQ as retries-exhausted.
+stack = stack_fixture(retry_policy="classified", takers=1, taker_rate=0, max_retries=1000)
 
 
 def test_status_json_lists_every_part_with_pid_url_and_health(stack: RunningStack) -> None:
@@ -102,6 +107,67 @@ def test_broker_stopped_under_load_503s_and_every_202_is_stored_once(
     stored = stack.wait_stored(accepted, timeout=120)
     assert len(stored) == len(accepted), f"{len(accepted) - len(stored)} accepted likes lost"
     assert set(stored.values()) == {1}
+
+
+def _accepted_while_a_batch_is_in_the_store(stack: RunningStack, pop: Population) -> list[str]:
+    """Send likes while the caller holds the store's write lock: return the accepted ids
+    once the taker's batch waits inside the likes service's transaction."""
+    report = stack.load(pop, scenario="normal", rate=200, duration_s=1.5)
+    accepted = report.accepted["user"]
+    assert len(accepted) == report.sent > 200, report.as_json()
+    assert wait_for(lambda: stack.taker_state("taker-1")["storing"] > 0, timeout=10)
+    assert stack.stored(accepted) == {}  # the batch is stuck in the store, as meant
+    return accepted
+
+
+def _assert_stored_once_and_drained(stack: RunningStack, accepted: list[str]) -> None:
+    stored = stack.wait_stored(accepted, timeout=120)
+    assert len(stored) == len(accepted), f"{len(accepted) - len(stored)} accepted likes lost"
+    assert set(stored.values()) == {1}
+    assert wait_for(lambda: stack.held_and_ready() == 0, timeout=30)
+    assert not {m for m, _ in stack.dead_letters()} & set(accepted)
+
+
+def test_taker_killed_mid_batch_its_batch_commits_and_redelivery_is_a_duplicate(
+    stack: RunningStack,
+) -> None:
+    duplicates = stack.likes_metric("likker_likes_outcomes_total", outcome="duplicate")
+    pop = stack.population(users=20, posts=20)  # posts are writes: before the lock
+    with stack.store_write_locked():
+        accepted = _accepted_while_a_batch_is_in_the_store(stack, pop)
+        stack.kill_9("taker-1", stack.settings.taker_port(1))
+    # The lock is gone: the dead taker's batch commits, its answer goes nowhere, and the
+    # broker gives its unacked messages to the restarted taker.
+    supervisor.up(stack.settings)
+    _assert_stored_once_and_drained(stack, accepted)
+    assert stack.likes_metric("likker_likes_outcomes_total", outcome="duplicate") > duplicates
+
+
+def test_likes_service_killed_mid_transaction_stores_nothing_then_everything_once(
+    stack: RunningStack,
+) -> None:
+    pop = stack.population(users=20, posts=20)  # posts are writes: before the lock
+    with stack.store_write_locked():
+        accepted = _accepted_while_a_batch_is_in_the_store(stack, pop)
+        stack.kill_9("likes", stack.settings.ports.likes)
+    assert stack.stored(accepted) == {}  # the killed transaction left nothing behind
+    supervisor.up(stack.settings)  # the likes service only; the taker has been retrying
+    _assert_stored_once_and_drained(stack, accepted)
+
+
+def test_broker_restarted_while_a_batch_is_stored_every_like_is_stored_once(
+    stack: RunningStack,
+) -> None:
+    broker = stack.records()["rabbitmq"]
+    pop = stack.population(users=20, posts=20)  # posts are writes: before the lock
+    with stack.store_write_locked():
+        accepted = _accepted_while_a_batch_is_in_the_store(stack, pop)
+        procs.stop(broker, timeout=60)
+        assert not broker.is_running()
+    # The batch commits; the taker cannot ack it (its connection died with the broker).
+    supervisor.up(stack.settings)
+    assert wait_for(lambda: stack.taker_state("taker-1")["connected"], timeout=30)
+    _assert_stored_once_and_drained(stack, accepted)
 
 
 def test_stack_down_leaves_no_process_of_ours_running(stack: RunningStack) -> None:

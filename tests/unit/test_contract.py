@@ -81,3 +81,14 @@ def test_parse_round_trips() -> None:
 def test_parse_rejects_bad_bodies_saying_why(body: bytes, complaint: str) -> None:
     with pytest.raises(contract.ContractError, match=complaint):
         contract.parse_like(body)
+
+
+@pytest.mark.parametrize("field", ["post_id", "user_id", "bot_id"])
+def test_parse_rejects_ids_beyond_64_bits_which_no_store_can_hold(field: str) -> None:
+    data = {"request_id": str(uuid.uuid4()), "post_id": 1, "actor": {"user_id": 1, "bot_id": 2}}
+    target = data if field == "post_id" else data["actor"]
+    target[field] = 2**63  # type: ignore[index]
+    with pytest.raises(contract.ContractError, match=f"{field} does not fit in 64 bits"):
+        contract.parse_like_data(data)
+    target[field] = 2**63 - 1  # type: ignore[index]
+    assert contract.parse_like_data(data).request_id == data["request_id"]

@@ -1,6 +1,6 @@
 import pytest
 
-from stack.taker.policy import classify_status, decide
+from stack.taker.policy import batch_outcomes, classify_status, decide
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,54 @@ def test_classified_retries_transient_with_growing_capped_backoff_then_gives_up(
     assert _decide("classified", "transient", count=3).verb == "requeue"
     final = _decide("classified", "transient", count=4)
     assert (final.verb, final.reason) == ("dead-letter", "retries-exhausted")
+
+
+def _answer(*statuses: int) -> dict:  # type: ignore[type-arg]
+    return {"results": [{"status": s, "detail": f"why {s}"} for s in statuses]}
+
+
+def test_a_mixed_batch_answer_decides_each_message_on_its_own_outcome() -> None:
+    kinds = batch_outcomes(200, _answer(201, 200, 403, 404, 400, 503), 6)
+    assert [k for k, _ in kinds] == [
+        "stored",
+        "duplicate",
+        "forbidden",
+        "not-found",
+        "invalid",
+        "transient",
+    ]
+    assert kinds[2] == ("forbidden", "why 403")
+    classified = [_decide("classified", k).verb for k, _ in kinds]
+    assert classified == ["ack", "ack", "dead-letter", "dead-letter", "dead-letter", "requeue"]
+    requeue = [_decide("requeue", k).verb for k, _ in kinds]
+    assert requeue == ["ack", "ack", "requeue", "requeue", "requeue", "requeue"]
+
+
+@pytest.mark.parametrize(
+    ("status", "payload"),
+    [
+        (503, {"error": "store-unavailable", "detail": "database is locked"}),
+        (413, {"error": "too-large", "detail": "1001 likes"}),
+        (200, {"results": [{"status": 201}]}),  # one result for two messages
+        (200, {"results": "nope"}),
+        (200, None),  # not JSON
+    ],
+)
+def test_a_failed_or_malformed_batch_answer_makes_every_message_transient(
+    status: int, payload: object
+) -> None:
+    kinds = batch_outcomes(status, payload, 2)
+    assert [k for k, _ in kinds] == ["transient", "transient"]
+    if isinstance(payload, dict) and "detail" in payload:
+        assert payload["detail"] in kinds[0][1]
+
+
+def test_an_item_without_a_usable_status_is_transient_never_acked() -> None:
+    kinds = batch_outcomes(200, {"results": [{}, {"status": "201"}, 7]}, 3)
+    assert [k for k, _ in kinds] == ["transient"] * 3
+
+
+def test_transient_messages_of_one_batch_keep_their_own_delivery_counts() -> None:
+    decisions = [_decide("classified", "transient", count=c) for c in (0, 2, 4)]
+    assert [d.verb for d in decisions] == ["requeue", "requeue", "dead-letter"]
+    assert [d.backoff_s for d in decisions[:2]] == [0.2, 0.8]

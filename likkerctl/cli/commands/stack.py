@@ -23,6 +23,7 @@ from likkerctl.core.paths import default_state_dir
 from likkerctl.plugins.runbooks import load_runbooks
 from likkerctl.runbooks.context import MODES
 from stack import supervisor
+from stack.likes.limits import MAX_BATCH_ITEMS
 from stack.settings import RETRY_POLICIES, Ports, StackSettings
 
 app = typer.Typer(help="Run the Likker reference stack on this machine.", no_args_is_help=True)
@@ -80,8 +81,20 @@ def up(
         str, typer.Option(help="Takers' retry policy: requeue (the incident) or classified.")
     ] = "classified",
     taker_rate: Annotated[
-        float, typer.Option(min=0, help="Messages/s each taker reads (0: unpaced).")
+        float, typer.Option(min=0, help="Messages/s each taker reads, at most (0: unpaced).")
     ] = 500.0,
+    taker_batch: Annotated[
+        int,
+        typer.Option(
+            min=1, max=MAX_BATCH_ITEMS, help="Messages each taker stores per call, at most."
+        ),
+    ] = StackSettings.taker_batch,
+    taker_linger_ms: Annotated[
+        float,
+        typer.Option(
+            min=0, help="How long a batch's first message waits for more before it is stored."
+        ),
+    ] = StackSettings.taker_linger_ms,
     port_offset: Annotated[
         int, typer.Option(help="Add this to every default port (to run beside another stack).")
     ] = 0,
@@ -131,6 +144,8 @@ def up(
         takers=takers,
         retry_policy=retry_policy,  # type: ignore[arg-type]
         taker_rate=taker_rate,
+        taker_batch=taker_batch,
+        taker_linger_ms=taker_linger_ms,
         disk_headroom_bytes=parse_size(disk_headroom) if disk_headroom else None,
         webhook_mode=webhook_mode,
         webhook_runbooks=str(runbooks.resolve()) if runbooks else None,

@@ -44,6 +44,10 @@ ACTIONS_QUEUE_ARGS: dict[str, Any] = {
 DLQ_QUEUE_ARGS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
+# json.dumps with any option builds a new encoder per call; the gateway encodes every like.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class Actor:
     user_id: int
@@ -59,15 +63,14 @@ class LikeMessage:
     action: str = "like"
 
     def body(self) -> bytes:
-        return json.dumps(
+        return _COMPACT.encode(
             {
                 "request_id": self.request_id,
                 "action": self.action,
                 "post_id": self.post_id,
                 "actor": {"user_id": self.actor.user_id, "bot_id": self.actor.bot_id},
                 "received_at": self.received_at,
-            },
-            separators=(",", ":"),
+            }
         ).encode()
 
     def headers(self) -> dict[str, Any]:
@@ -103,12 +106,21 @@ class ContractError(ValueError):
     """A message body that does not follow the contract."""
 
 
+# Ids are 64-bit signed integers in every store; a larger one is the message's fault.
+_ID_MAX = 2**63 - 1
+
+
 def parse_like(body: bytes) -> LikeMessage:
     """Parse and validate a like body; raise ContractError saying what is wrong."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ContractError(f"body is not JSON: {exc}") from exc
+    return parse_like_data(data)
+
+
+def parse_like_data(data: Any) -> LikeMessage:
+    """Validate an already decoded like body (an item of a batch); ContractError if wrong."""
     if not isinstance(data, dict):
         raise ContractError("body is not a JSON object")
     try:
@@ -128,6 +140,9 @@ def parse_like(body: bytes) -> LikeMessage:
             raise ContractError(f"{name} must be an integer")
     if bot_id is not None and type(bot_id) is not int:
         raise ContractError("actor.bot_id must be an integer or null")
+    for name, value in (("post_id", post_id), ("actor.user_id", user_id), ("actor.bot_id", bot_id)):
+        if value is not None and not -_ID_MAX - 1 <= value <= _ID_MAX:
+            raise ContractError(f"{name} does not fit in 64 bits")
     if action != "like":
         raise ContractError(f"unknown action {action!r}")
     return LikeMessage(request_id, post_id, Actor(user_id, bot_id), received_at, action)
