@@ -36,16 +36,24 @@ def _bot_delivery_counts(stack: RunningStack, bot_id: int) -> list[int]:
     ]
 
 
-def test_friday_under_requeue_cycles_the_bots_likes_forever(stack: RunningStack) -> None:
-    pop = stack.population(users=40, posts=30, friday=True)
-    assert pop.bot is not None and pop.bot.bot_id is not None
-    # The takers hold up to their prefetch of the cycling likes; send more than they can
-    # hold, so some are always in the queue to be seen there, as on the Friday.
+def _friday_load(stack: RunningStack, pop: Any) -> Any:
+    """The Friday load, with more of the bot's likes than the takers can hold.
+
+    The takers hold up to their prefetch of the cycling likes; with more than that, some
+    are always in the queue to be seen there, as on the Friday.
+    """
     holds = stack.settings.takers * stack.settings.taker_prefetch_count
     rate, bot_share = 300, 0.5
     seconds = max(4, math.ceil(2 * holds / (rate * bot_share)))
     report = stack.load(pop, scenario="friday", rate=rate, duration_s=seconds, bot_share=bot_share)
     assert len(report.accepted["bot"]) > holds and report.accepted["user"], report.as_json()
+    return report
+
+
+def test_friday_under_requeue_cycles_the_bots_likes_forever(stack: RunningStack) -> None:
+    pop = stack.population(users=40, posts=30, friday=True)
+    assert pop.bot is not None and pop.bot.bot_id is not None
+    report = _friday_load(stack, pop)
 
     # Normal likes still land, each once, while the bot's messages keep coming back.
     stored = stack.wait_stored(report.accepted["user"])
@@ -131,8 +139,7 @@ def test_f_fixes_the_incident_from_the_dashboard_with_one_confirmation(
     pop = stack.population(users=40, posts=30, friday=True)
     assert pop.bot is not None and pop.bot.bot_id is not None
     bot = pop.bot
-    report = stack.load(pop, scenario="friday", rate=250, duration_s=4, bot_share=0.3)
-    assert report.accepted["bot"], report.as_json()
+    report = _friday_load(stack, pop)
     cycling = wait_for(lambda: [c for c in _bot_delivery_counts(stack, bot.bot_id) if c >= 10], 30)  # type: ignore[arg-type]
     assert cycling, "the bot's likes are not cycling"
     # The disk alert, firing in the stack's Alertmanager; the stack's webhook observes it.
