@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from likkerctl.core import contract
+from stack import procs
 from tests.cli.conftest import Runner
 from tests.cli.replay import ReplayServer
 
@@ -161,31 +162,35 @@ def test_auto_forecast_falls_back_to_the_sampler_saying_why_prometheus_was_not_u
     run: Runner, replay: ReplayServer
 ) -> None:
     # Prometheus at the replay server: its range query is refused (401, as the management
-    # API refuses a request without credentials), at once. (A closed port would do too, but
-    # prometheus-api-client retries a refused connection for ~6 s.)
+    # API refuses a request without credentials), at once.
     done = run("forecast", "--json", env={"LIKKER_PROMETHEUS_URL": replay.url})
     assert done.code == 0, done.stderr
     assert done.json["source"] == "sampler"
     assert done.json["fallback_reason"] == (
-        f"Prometheus at {replay.url} did not answer: PrometheusApiClientException"
+        f"Prometheus at {replay.url} refused the request: HTTP 401"
     )
     assert replay.paths_seen()[0] == "/api/v1/query_range"
 
 
-def test_prometheus_forecast_when_prometheus_fails_is_exit_3_not_a_fallback(
+def test_prometheus_forecast_when_prometheus_refuses_is_exit_4_not_a_fallback(
     run: Runner, replay: ReplayServer
 ) -> None:
-    # Prometheus at the replay server again (refused at once). Against a closed port the
-    # answer is the same, after ~6 s of prometheus-api-client's own retries.
+    # Prometheus at the replay server again: credentials refused, a fix in the profile.
     done = run(
         "forecast", "--source", "prometheus", "--json", env={"LIKKER_PROMETHEUS_URL": replay.url}
     )
-    assert done.code == 3
+    assert done.code == 4
     assert done.stdout == ""
-    assert done.stderr == (
-        f"error: Prometheus at {replay.url} did not answer: PrometheusApiClientException\n"
-    )
+    assert done.stderr == f"error: Prometheus at {replay.url} refused the request: HTTP 401\n"
     assert "/api/nodes" not in replay.paths_seen()  # no sampler behind its back
+
+
+def test_prometheus_forecast_when_prometheus_is_down_is_exit_3_at_once(run: Runner) -> None:
+    closed = procs.free_port()
+    url = f"http://127.0.0.1:{closed}"
+    done = run("forecast", "--source", "prometheus", env={"LIKKER_PROMETHEUS_URL": url})
+    assert done.code == 3
+    assert done.stderr == f"error: Prometheus at {url} did not answer: ConnectionError\n"
 
 
 def test_an_unknown_forecast_source_is_exit_2(run: Runner) -> None:

@@ -3,11 +3,13 @@ their quorum queues' Raft log writes (rabbitmq_prometheus' per-object metrics)."
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
-from prometheus_api_client import PrometheusConnect
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
 
-from likkerctl.core.errors import Unreachable
+from likkerctl.core.errors import AuthRefused, LikkerError, Unreachable
 from likkerctl.core.profile import Profile
 
 # Per queue (the per-object endpoint's labels), per scraped node (`instance`).
@@ -20,16 +22,28 @@ RAFT_RETAINED = (
 )
 
 
+# The client's default retries a dead server for ~6 s (3 tries, backoff 1 s): too long for
+# a command on call or a dashboard refresh, which asks again anyway. One quick retry.
+RETRY = Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504])
+# prometheus-api-client says a non-200 answer only in its exception's text.
+HTTP_STATUS = re.compile(r"HTTP Status Code (\d{3})")
+
+
 def _client(profile: Profile) -> PrometheusConnect:
     assert profile.prometheus_url
-    return PrometheusConnect(url=profile.prometheus_url, disable_ssl=True, timeout=3)
+    return PrometheusConnect(url=profile.prometheus_url, disable_ssl=True, timeout=3, retry=RETRY)
 
 
-def _unreachable(profile: Profile, exc: Exception) -> Unreachable:
-    return Unreachable(
-        f"Prometheus at {profile.prometheus_url} did not answer: {type(exc).__name__}",
-        str(profile.prometheus_url),
-    )
+def _unreachable(profile: Profile, exc: Exception) -> LikkerError:
+    """The error for a query that failed: refused credentials are AuthRefused (a fix in the
+    profile, not a retry), an answer other than 200 says its status, the rest did not answer."""
+    url = str(profile.prometheus_url)
+    status = HTTP_STATUS.search(str(exc)) if isinstance(exc, PrometheusApiClientException) else None
+    if status and status.group(1) in ("401", "403"):
+        return AuthRefused(f"Prometheus at {url} refused the request: HTTP {status.group(1)}", url)
+    if status:
+        return Unreachable(f"Prometheus at {url} answered HTTP {status.group(1)}", url)
+    return Unreachable(f"Prometheus at {url} did not answer: {type(exc).__name__}", url)
 
 
 def raft_log_writes(
