@@ -35,9 +35,17 @@ def _utc(value: str | datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def free_ports() -> Ports:
+# Broker node i listens on node 1's ports + i - 1.
+NODE_PORTS = ("amqp", "management", "rabbitmq_prometheus", "dist")
+
+
+def free_ports(nodes: int = 1) -> Ports:
     return Ports(
-        **{f.name: procs.free_port() for f in dataclasses.fields(Ports) if f.name != "taker_base"},
+        **{
+            f.name: procs.free_port(block=nodes if f.name in NODE_PORTS else 1)
+            for f in dataclasses.fields(Ports)
+            if f.name != "taker_base"
+        },
         taker_base=procs.free_port(block=8) - 1,  # taker-N listens on taker_base + N
     )
 
@@ -330,7 +338,7 @@ class RunningStack:
 
 
 def start_stack(state_dir: Path, **kw: Any) -> RunningStack:
-    settings = StackSettings(state_dir=state_dir, ports=free_ports(), **kw)
+    settings = StackSettings(state_dir=state_dir, ports=free_ports(kw.get("nodes", 1)), **kw)
     settings, _rows = supervisor.up(settings)
     return RunningStack(settings)
 
