@@ -238,6 +238,23 @@ class ConfirmPublisher:
         else:
             self._settle(tag, ack, settled)
         self._resolve(settled)
+        if not ack:
+            self._recycle_channel()
+
+    def _recycle_channel(self) -> None:
+        """After a nack, publish on a fresh channel (and connection), answering 503 meanwhile.
+
+        RabbitMQ 3.10 nacked every later publish of a channel that was publishing to a quorum
+        queue while its leader died, for minutes after a new leader was elected (seen here
+        in a 3-node cluster with the queue's `reject-publish` overflow); a new channel was
+        confirmed at once. A nack is otherwise rare (no length limit is set), so reopening
+        costs little.
+        """
+        channel = self._channel
+        if channel is not None and channel.is_open and self._ready.is_set():
+            log.warning("broker nacked a publish: reopening the connection")
+            self._ready.clear()
+            channel.close()
 
     def _settle(self, tag: int, ack: bool, settled: list[Settled]) -> None:
         entry = self._pending.pop(tag, None)

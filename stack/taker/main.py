@@ -254,6 +254,7 @@ class Taker:
         self._stop = threading.Event()
         self._channel: BlockingChannel | None = None
         self._publish_channel: BlockingChannel | None = None
+        self._conn: pika.BlockingConnection | None = None
         self._consumer_tag: str | None = None
         # Set by the control thread, applied by the consuming thread (pika is not thread-safe).
         self._want_paused: bool | None = None
@@ -281,7 +282,7 @@ class Taker:
                 self._stop.wait(backoff.next())
 
     def _session(self) -> None:
-        conn = self._nodes.connect()
+        conn = self._conn = self._nodes.connect()
         try:
             channel = conn.channel()
             topology.declare(channel, self.config.quorum_members)
@@ -551,7 +552,21 @@ class Taker:
             return True
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             log.error("dead-lettering %s failed, requeueing: %s", props.message_id, exc)
+            if isinstance(exc, pika.exceptions.NackError):
+                self._reopen_publish_channel()
             return False
+
+    def _reopen_publish_channel(self) -> None:
+        """A channel nacked once may nack on for minutes after a quorum queue's leader
+        changed (RabbitMQ 3.10, stack/gateway/publisher.py); a new one is confirmed."""
+        old, conn = self._publish_channel, self._conn
+        if conn is None or not conn.is_open:
+            return
+        channel = conn.channel()
+        channel.confirm_delivery()
+        self._publish_channel = channel
+        if old is not None and old.is_open:
+            old.close()
 
 
 class _QuietHandler(WSGIRequestHandler):
