@@ -264,20 +264,32 @@ class _QueueWatch:
         self.samples: deque[tuple[float, int]] = deque(maxlen=5)
 
     def _get(self, path: str) -> Any:
-        resp = self.http.get(
-            f"{self.settings.management_url}/api/{path}",
-            auth=(self.settings.rabbit_user, self.settings.rabbit_password),
-            timeout=1,
-        )
-        resp.raise_for_status()
-        return resp.json()
+        """From the first node that answers (on a cluster, one may be down)."""
+        error: Exception = requests.ConnectionError("no node")
+        for base in self.settings.management_urls:
+            try:
+                resp = self.http.get(
+                    f"{base}/api/{path}",
+                    auth=(self.settings.rabbit_user, self.settings.rabbit_password),
+                    timeout=1,
+                )
+            except requests.ConnectionError as exc:
+                error = exc
+                continue
+            resp.raise_for_status()
+            return resp.json()
+        raise error
 
     def line(self) -> str:
         quote = urllib.parse.quote
         try:
             q = self._get(f"queues/%2F/{quote(contract.ACTIONS_QUEUE, safe='')}")
             dlq = self._get(f"queues/%2F/{quote(contract.DLQ_QUEUE, safe='')}")
-            node = self._get("nodes")[0]
+            # The node nearest its disk limit (a dead member has no figures).
+            node = min(
+                (n for n in self._get("nodes") if "disk_free" in n),
+                key=lambda n: n["disk_free"] - n.get("disk_free_limit", 0),
+            )
         except (requests.RequestException, ValueError, KeyError, IndexError):
             return "broker: unreachable"
         self.samples.append((time.monotonic(), q.get("message_stats", {}).get("redeliver", 0)))
