@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 RetryPolicy = Literal["requeue", "classified"]
 RETRY_POLICIES: tuple[str, ...] = ("requeue", "classified")
+# Node i listens on node 1's ports + i - 1; with the default ports, more would collide
+# (management 15680 + 9 is the last below prometheus' 15690).
+MAX_NODES = 9
 
 
 @dataclass
@@ -31,6 +34,19 @@ class Ports:
     likes: int = 8182
     webhook: int = 8189
     taker_base: int = 8190  # taker i listens on taker_base + i
+
+
+@dataclass(frozen=True)
+class BrokerNode:
+    """One RabbitMQ node of the stack: node i uses the node-1 ports plus i - 1."""
+
+    index: int  # 1-based
+    part: str  # "rabbitmq" for node 1, "rabbitmq-2", ... after it
+    node_name: str
+    amqp: int
+    management: int
+    rabbitmq_prometheus: int
+    dist: int
 
 
 @dataclass
@@ -71,6 +87,8 @@ class StackSettings:
     rabbit_user: str = "guest"
     rabbit_password: str = "guest"
     node_name: str = "likker@localhost"
+    # RabbitMQ nodes joined into one cluster; 1 is today's single private node.
+    nodes: int = 1
 
     # -- derived paths and URLs -------------------------------------------------------
     @property
@@ -101,15 +119,53 @@ class StackSettings:
         return self.hosts.get(part, self.host)
 
     @property
-    def amqp_url(self) -> str:
+    def broker_nodes(self) -> list[BrokerNode]:
+        p = self.ports
+        prefix, _, at = self.node_name.partition("@")
+        return [
+            BrokerNode(
+                index=i,
+                part="rabbitmq" if i == 1 else f"rabbitmq-{i}",
+                node_name=self.node_name if i == 1 else f"{prefix}-{i}@{at}",
+                amqp=p.amqp + i - 1,
+                management=p.management + i - 1,
+                rabbitmq_prometheus=p.rabbitmq_prometheus + i - 1,
+                dist=p.dist + i - 1,
+            )
+            for i in range(1, self.nodes + 1)
+        ]
+
+    def node_amqp_url(self, node: BrokerNode) -> str:
         return (
-            f"amqp://{self.rabbit_user}:{self.rabbit_password}@{self.host_of('rabbitmq')}:"
-            f"{self.ports.amqp}/%2F?heartbeat=30&blocked_connection_timeout=60"
+            f"amqp://{self.rabbit_user}:{self.rabbit_password}@{self.host_of(node.part)}:"
+            f"{node.amqp}/%2F?heartbeat=30&blocked_connection_timeout=60"
         )
+
+    def node_management_url(self, node: BrokerNode) -> str:
+        return f"http://{self.host_of(node.part)}:{node.management}"
+
+    @property
+    def quorum_members(self) -> int | None:
+        """Replicas asked of each quorum queue: one per node on a cluster (None: the default)."""
+        return self.nodes if self.nodes > 1 else None
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        return [self.node_amqp_url(n) for n in self.broker_nodes]
+
+    @property
+    def management_urls(self) -> list[str]:
+        return [self.node_management_url(n) for n in self.broker_nodes]
+
+    @property
+    def amqp_url(self) -> str:
+        """Node 1's AMQP URL; clients are given all of them (`amqp_urls`) to fail over."""
+        return self.amqp_urls[0]
 
     @property
     def management_url(self) -> str:
-        return f"http://{self.host_of('rabbitmq')}:{self.ports.management}"
+        """Node 1's management API (each node serves the whole cluster's view)."""
+        return self.management_urls[0]
 
     def service_url(self, port: int, part: str = "") -> str:
         return f"http://{self.host_of(part)}:{port}"

@@ -43,6 +43,8 @@ class Part:
     ready_timeout: float = 30.0
     stop_timeout: float = 10.0
     after_ready: list[Callable[[], None]] = field(default_factory=list)
+    # Extra fields of this part in `stack status --json` (a broker node's name and URLs).
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _healthz(url: str) -> Callable[[], bool]:
@@ -57,28 +59,16 @@ def parts(settings: StackSettings) -> list[Part]:
     p = settings.ports
     py = sys.executable
     cfg = str(settings.settings_file)
-    node_env = broker.node_env(settings)
     result = [
         Part(
             "epmd",
             broker.epmd_argv(settings),
             [p.epmd],
             ready=lambda: procs.port_in_use(settings.host, p.epmd),
-            env=node_env,
+            env=broker.node_env(settings),
             stop_timeout=5,
         ),
-        Part(
-            "rabbitmq",
-            broker.server_argv(),
-            [p.amqp, p.management, p.rabbitmq_prometheus, p.dist],
-            ready=lambda: broker.ready(settings),
-            url=settings.management_url,
-            env=node_env,
-            render=lambda: broker.render_files(settings),
-            ready_timeout=90,
-            stop_timeout=60,
-            after_ready=[lambda: topology.declare_at(settings.amqp_url)],
-        ),
+        *broker_parts(settings),
         Part(
             "prometheus",
             prometheus.argv(settings),
@@ -107,6 +97,44 @@ def parts(settings: StackSettings) -> list[Part]:
         )
     result.append(webhook_part(settings))
     return result
+
+
+def broker_parts(settings: StackSettings) -> list[Part]:
+    """One part per RabbitMQ node; nodes 2..N join node 1, and the contract's objects are
+    declared once the last one is in (a quorum queue gets a member on each node there is)."""
+    nodes = settings.broker_nodes
+    result = []
+    for node in nodes:
+        hooks: list[Callable[[], None]] = []
+        if node.index > 1:
+            hooks.append(lambda node=node: broker.join(settings, node))  # type: ignore[misc]
+        if node is nodes[-1]:
+            hooks.append(lambda: topology.declare_at(settings.amqp_urls, settings.quorum_members))
+        result.append(
+            Part(
+                node.part,
+                broker.server_argv(),
+                [node.amqp, node.management, node.rabbitmq_prometheus, node.dist],
+                ready=lambda node=node: broker.ready(settings, node),  # type: ignore[misc]
+                url=settings.node_management_url(node),
+                env=broker.node_env(settings, node),
+                render=lambda node=node: broker.render_files(settings, node),  # type: ignore[misc]
+                ready_timeout=90,
+                stop_timeout=60,
+                after_ready=hooks,
+                info={
+                    "node": node.node_name,
+                    "amqp_url": redacted(settings.node_amqp_url(node), settings),
+                    "management_url": settings.node_management_url(node),
+                    "prometheus_url": settings.service_url(node.rabbitmq_prometheus, node.part),
+                },
+            )
+        )
+    return result
+
+
+def redacted(url: str, settings: StackSettings) -> str:
+    return url.split("?")[0].replace(f":{settings.rabbit_password}@", ":***@")
 
 
 def webhook_part(settings: StackSettings) -> Part:
@@ -208,6 +236,8 @@ def up(
             for hook in part.after_ready:
                 try:
                     hook()
+                except broker.JoinFailed as exc:
+                    raise StackError(str(exc)) from exc
                 except Exception as exc:  # reported with the part's name
                     raise StackError(
                         f"{part.name} started but setting it up failed: {exc!r}"
@@ -241,6 +271,7 @@ def status(settings: StackSettings) -> list[dict[str, Any]]:
                 "healthy": healthy,
                 "url": part.url,
                 "log": str(settings.log_dir / f"{part.name}.log"),
+                **part.info,
             }
         )
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -24,6 +25,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from likkerctl.core import contract
+from likkerctl.core.contract.nodes import Nodes
 from stack import procs, supervisor
 from stack.load import LoadReport, Population, run_load, setup_population
 from stack.settings import Ports, StackSettings
@@ -35,9 +37,17 @@ def _utc(value: str | datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def free_ports() -> Ports:
+# Broker node i listens on node 1's ports + i - 1.
+NODE_PORTS = ("amqp", "management", "rabbitmq_prometheus", "dist")
+
+
+def free_ports(nodes: int = 1) -> Ports:
     return Ports(
-        **{f.name: procs.free_port() for f in dataclasses.fields(Ports) if f.name != "taker_base"},
+        **{
+            f.name: procs.free_port(block=nodes if f.name in NODE_PORTS else 1)
+            for f in dataclasses.fields(Ports)
+            if f.name != "taker_base"
+        },
         taker_base=procs.free_port(block=8) - 1,  # taker-N listens on taker_base + N
     )
 
@@ -120,13 +130,21 @@ class RunningStack:
         )
 
     def mgmt(self, path: str, method: str = "GET", **kw: Any) -> Any:
-        resp = self.http.request(
-            method,
-            f"{self.settings.management_url}/api/{path}",
-            auth=(self.settings.rabbit_user, self.settings.rabbit_password),
-            timeout=10,
-            **kw,
-        )
+        """The management API of the first node that answers (a cluster may have one down)."""
+        *others, last = self.settings.management_urls
+        for base in [*others, last]:
+            try:
+                resp = self.http.request(
+                    method,
+                    f"{base}/api/{path}",
+                    auth=(self.settings.rabbit_user, self.settings.rabbit_password),
+                    timeout=10,
+                    **kw,
+                )
+                break
+            except requests.ConnectionError:
+                if base == last:
+                    raise
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
@@ -151,10 +169,14 @@ class RunningStack:
         q = self.queue(queue)
         return int(q.get("messages_ready", 0)) + int(q.get("messages_unacknowledged", 0))
 
+    def connect(self) -> pika.BlockingConnection:
+        """AMQP to the first node that answers."""
+        return Nodes(self.settings.amqp_urls, "tests", logging.getLogger("tests")).connect()
+
     # -- takers -----------------------------------------------------------------------
     def control(self, command: str, target: str = "*") -> list[dict[str, Any]]:
         """Send a control command; collect the takers' replies for two seconds."""
-        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        conn = self.connect()
         try:
             channel = conn.channel()
             replies = channel.queue_declare("", exclusive=True).method.queue
@@ -193,7 +215,7 @@ class RunningStack:
 
     def publish(self, messages: Iterable[tuple[bytes, pika.BasicProperties]]) -> None:
         """Publish raw messages to the actions exchange, each confirmed."""
-        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        conn = self.connect()
         try:
             channel = conn.channel()
             channel.confirm_delivery()
@@ -207,7 +229,7 @@ class RunningStack:
     def dead_letters(self) -> list[tuple[str, dict[str, Any]]]:
         """(message id, headers) of every DLQ message, duplicates included (read without
         acking: they go back to the DLQ when we disconnect)."""
-        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        conn = self.connect()
         try:
             channel = conn.channel()
             found = []
@@ -221,7 +243,7 @@ class RunningStack:
 
     def take_all(self, queue: str = contract.ACTIONS_QUEUE) -> list[tuple[str, int]]:
         """Consume and ack every ready message: (message id, x-delivery-count) each."""
-        conn = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
+        conn = self.connect()
         try:
             channel = conn.channel()
             found = []
@@ -330,7 +352,7 @@ class RunningStack:
 
 
 def start_stack(state_dir: Path, **kw: Any) -> RunningStack:
-    settings = StackSettings(state_dir=state_dir, ports=free_ports(), **kw)
+    settings = StackSettings(state_dir=state_dir, ports=free_ports(kw.get("nodes", 1)), **kw)
     settings, _rows = supervisor.up(settings)
     return RunningStack(settings)
 

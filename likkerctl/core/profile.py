@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from likkerctl.core import contract
+from likkerctl.core.contract.nodes import split_urls
 from likkerctl.core.errors import InvalidInput
 from likkerctl.core.paths import config_path, default_state_dir
 from stack.settings import StackSettings  # the local stack's settings file (stack.json)
@@ -31,8 +32,12 @@ class ConfigError(InvalidInput):
 @dataclass
 class Profile:
     name: str = LOCAL
+    # One node's URL, or (on a cluster) the first of `amqp_urls` / `mgmt_urls`: every node,
+    # tried in turn when one does not answer. Set either; `set_urls` keeps them in step.
     amqp_url: str = ""
     mgmt_url: str = ""
+    amqp_urls: list[str] = field(default_factory=list)
+    mgmt_urls: list[str] = field(default_factory=list)
     mgmt_user: str = "guest"
     mgmt_password: str = "guest"
     vhost: str = "/"
@@ -63,6 +68,19 @@ class Profile:
     def audit_url(self) -> str:
         return self.audit_db_url or f"sqlite:///{self.state_path / 'likkerctl.db'}"
 
+    def amqp_nodes(self) -> list[str]:
+        return list(self.amqp_urls) or split_urls(self.amqp_url)
+
+    def mgmt_nodes(self) -> list[str]:
+        return list(self.mgmt_urls) or split_urls(self.mgmt_url)
+
+    def set_urls(self, key: str, value: str | list[str]) -> None:
+        """Set `amqp_url(s)` or `mgmt_url(s)` from one URL, a comma-separated list or a list."""
+        kind = key.removesuffix("s")
+        urls = split_urls(value)
+        setattr(self, kind, urls[0] if urls else "")
+        setattr(self, f"{kind}s", urls)
+
     def token(self) -> str | None:
         """The auth admin token, from the profile or its file; None when neither is set."""
         if self.admin_token:
@@ -79,6 +97,8 @@ class Profile:
         data = {k: v for k, v in dataclasses.asdict(self).items() if k != "sources"}
         data["amqp_url"] = redact_url(self.amqp_url)
         data["mgmt_url"] = redact_url(self.mgmt_url)
+        data["amqp_urls"] = [redact_url(u) for u in self.amqp_urls]
+        data["mgmt_urls"] = [redact_url(u) for u in self.mgmt_urls]
         data["mgmt_password"] = "***" if self.mgmt_password else None
         data["admin_token"] = "***" if self.admin_token else None
         for key in ("audit_db_url", "db_url", "prometheus_url", "alertmanager_url", "auth_url"):
@@ -88,6 +108,8 @@ class Profile:
 
 
 FIELDS = {f.name for f in dataclasses.fields(Profile)} - {"name", "sources"}
+URL_KEYS = ("amqp_url", "mgmt_url", "amqp_urls", "mgmt_urls")
+URL_LISTS = ("amqp_urls", "mgmt_urls")
 
 ENV = {
     "LIKKER_AMQP_URL": "amqp_url",
@@ -144,6 +166,14 @@ def read_config(path: Path) -> dict[str, Any]:
                 f"known: {', '.join(sorted(FIELDS))}"
             )
         for key, value in table.items():
+            if key in URL_LISTS:
+                if isinstance(value, str) or (
+                    isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+                ):
+                    continue
+                raise ConfigError(
+                    f"{path}: profile {name!r}: {key} must be a list of URLs (or one string)"
+                )
             if not isinstance(value, str):
                 raise ConfigError(f"{path}: profile {name!r}: {key} must be a string")
     return data
@@ -159,6 +189,8 @@ def local_profile(environ: Mapping[str, str]) -> Profile:
         name=LOCAL,
         amqp_url=settings.amqp_url,
         mgmt_url=settings.management_url,
+        amqp_urls=settings.amqp_urls,
+        mgmt_urls=settings.management_urls,
         mgmt_user=settings.rabbit_user,
         mgmt_password=settings.rabbit_password,
         prometheus_url=settings.prometheus_url,
@@ -188,20 +220,32 @@ def load_profile(name: str | None = None, environ: Mapping[str, str] | None = No
             profile = Profile(name=chosen, state_dir=profile.state_dir)
             profile.sources = {"*": "defaults"}
         for key, value in table.items():
-            setattr(profile, key, value)
+            if key in URL_KEYS:
+                profile.set_urls(key, value)
+            else:
+                setattr(profile, key, value)
             profile.sources[key] = str(path)
     for var, key in ENV.items():
         if env.get(var):
-            setattr(profile, key, env[var])
+            if key in URL_KEYS:  # one URL or a comma-separated list
+                profile.set_urls(key, env[var])
+            else:
+                setattr(profile, key, env[var])
             profile.sources[key] = var
-    if profile.mgmt_url:
+    # A single URL (or a comma-separated one) from any source: the lists follow it.
+    profile.set_urls("amqp_urls", profile.amqp_nodes())
+    profile.set_urls("mgmt_urls", profile.mgmt_nodes())
+    plain = []
+    for url in profile.mgmt_urls:
         # Credentials in the URL win over mgmt_user/mgmt_password.
-        parts = urllib.parse.urlsplit(profile.mgmt_url)
+        parts = urllib.parse.urlsplit(url)
         if parts.username:
             profile.mgmt_user = urllib.parse.unquote(parts.username)
             profile.mgmt_password = urllib.parse.unquote(parts.password or "")
             host = parts.netloc.rpartition("@")[2]
-            profile.mgmt_url = urllib.parse.urlunsplit(parts._replace(netloc=host))
+            url = urllib.parse.urlunsplit(parts._replace(netloc=host))
+        plain.append(url)
+    profile.set_urls("mgmt_urls", plain)
     if not profile.plugins_dir:
         profile.plugins_dir = str(path.parent / "plugins")
     for key in ("amqp_url", "mgmt_url"):

@@ -149,6 +149,11 @@ def collect_status(readings: Readings) -> dict[str, Any]:
     profile = readings.profile
     nodes = readings.fetch("nodes")
     queues = readings.fetch("queues")
+    # Readings recorded before clusters were shown lack these fields; same meaning.
+    for n in nodes:
+        n.setdefault("state", "running" if n.get("running") else "down")
+    for q in queues:
+        q.setdefault("replicas", None)
     try:
         fleet: dict[str, Any] = {"takers": readings.fetch("takers")}
     except LikkerError as exc:

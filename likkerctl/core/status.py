@@ -20,6 +20,35 @@ from likkerctl.core.profile import Profile
 HOT_SHARE = 0.5
 
 
+def replicas(qd: dict[str, Any]) -> dict[str, Any] | None:
+    """A quorum queue's leader, members and the members online; None for other queues.
+
+    Fewer than a majority online: the queue cannot take or give messages (`available`).
+    """
+    members = qd.get("members")
+    if not isinstance(members, list) or not members:
+        return None
+    online = [m for m in qd.get("online") or [] if m in members]
+    return {
+        "leader": qd.get("leader"),
+        "members": members,
+        "online": online,
+        "available": len(online) > len(members) // 2,
+    }
+
+
+def replicas_line(rep: dict[str, Any] | None) -> str:
+    """`3/3 online`, `2/3 online`, `queue unavailable: 1/3 online`; '' when not replicated."""
+    if rep is None:
+        return ""
+    line = f"{len(rep['online'])}/{len(rep['members'])} online"
+    return line if rep["available"] else f"queue unavailable: {line}"
+
+
+def replicas_degraded(rep: dict[str, Any] | None) -> bool:
+    return rep is not None and len(rep["online"]) < len(rep["members"])
+
+
 def queue_row(qd: dict[str, Any]) -> dict[str, Any]:
     stats = qd.get("message_stats", {})
     deliver = message_rate(stats, "deliver_get")
@@ -39,6 +68,8 @@ def queue_row(qd: dict[str, Any]) -> dict[str, Any]:
         "redeliver_rate": redeliver,
         # deliver_get counts redeliveries too: the share of deliveries that are repeats.
         "redeliver_share": round(redeliver / deliver, 4) if deliver > 0 else None,
+        # Quorum queues: where the leader and the replicas are (None for classic queues).
+        "replicas": replicas(qd),
     }
 
 
@@ -56,14 +87,17 @@ def node_row(node: dict[str, Any]) -> dict[str, Any]:
     known = "disk_free" in node
     free = int(node.get("disk_free", 0))
     limit = int(node.get("disk_free_limit", 0))
+    running = bool(node.get("running"))
     return {
         "name": node["name"],
-        "running": bool(node.get("running")),
+        "running": running,
+        # The management API keeps listing a dead member, with no figures: it is down.
+        "state": "running" if running else "down",
         "disk_free": free if known else None,
         "disk_free_limit": limit if known else None,
         "disk_headroom": free - limit if known else None,
-        "disk_alarm": bool(node.get("disk_free_alarm")),
-        "mem_alarm": bool(node.get("mem_alarm")),
+        "disk_alarm": bool(node.get("disk_free_alarm")) and running,
+        "mem_alarm": bool(node.get("mem_alarm")) and running,
         "mem_used": node.get("mem_used"),
         "mem_limit": node.get("mem_limit"),
     }
@@ -82,7 +116,13 @@ def queue_rows(profile: Profile, all_queues: bool = False) -> list[dict[str, Any
     ]
     order = {profile.actions_queue: 0, profile.dlq: 1}
     queues.sort(key=lambda r: (order.get(r["name"], 2), r["name"]))
-    exact = rabbit.exact_counts(profile, [q["name"] for q in queues if q["name"] in order])
+    # A quorum queue without a majority answers no queue.declare: ask only those that can.
+    askable = [
+        q["name"]
+        for q in queues
+        if q["name"] in order and (q["replicas"] is None or q["replicas"]["available"])
+    ]
+    exact = rabbit.exact_counts(profile, askable)
     for row in queues:
         if row["name"] in exact:
             row["ready"], row["consumers"] = exact[row["name"]]

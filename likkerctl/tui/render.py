@@ -97,11 +97,15 @@ def queue_rows(queues: list[dict[str, Any]], history: Mapping[str, deque[int]]) 
     for q in queues:
         redeliver = float(q.get("redeliver_rate", 0.0))
         hot = status.redeliveries_hot(q)
+        rep = q.get("replicas")
+        name: str | Text = q["name"]
+        if status.replicas_degraded(rep):  # a member down (or a majority: unavailable)
+            name = Text.assemble(q["name"], (f" {status.replicas_line(rep)}", "bold red"))
         rows.append(
             (
                 q["name"],
                 [
-                    q["name"],
+                    name,
                     f"{q['ready']:,}",
                     f"{q['unacked']:,}",
                     readable.count(q["publish_rate"]),
@@ -135,6 +139,9 @@ def forecast_text(fc: Forecast | None) -> Text:
 def disk_text(nodes: list[dict[str, Any]] | None, forecast: dict[str, Any] | None) -> Text:
     text = Text()
     for n in nodes or []:
+        if not n.get("running", True):
+            text.append(f"{n['name']}: DOWN\n", style="bold white on red")
+            continue
         alarms = [a for a in ("disk", "mem") if n.get(f"{a}_alarm")]
         headroom = n.get("disk_headroom")
         style = "bold red" if headroom is not None and headroom < 200e6 else "bold"

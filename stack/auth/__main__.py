@@ -12,7 +12,7 @@ app = create_app(
     AuthSettings(
         store_url=settings.auth_store_url,
         admin_token=settings.admin_token(),
-        amqp_url=settings.amqp_url,
+        amqp_url=",".join(settings.amqp_urls),
     )
 )
 serve(app, settings.listen_host, settings.ports.auth)

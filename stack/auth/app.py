@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from likkerctl.core.contract.http import ApiError, bearer_token, create_base_app
+from likkerctl.core.contract.nodes import Nodes
 from stack.auth.models import Ban, Base, Bot, Token, User, token_digest
 from stack.db import make_engine
 from stack.topology import AUTH_EVENTS_EXCHANGE
@@ -63,8 +64,8 @@ def _bot_json(bot: Bot) -> dict[str, object]:
 def announce_block_event(amqp_url: str, event: dict[str, object]) -> bool:
     """Publish a block/unblock event with a confirm; False if the broker could not take it."""
     try:
-        conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    except pika.exceptions.AMQPError as exc:
+        conn = Nodes(amqp_url, "auth", log).connect()
+    except (pika.exceptions.AMQPError, OSError) as exc:
         log.warning("block event not announced (broker unreachable): %s", exc)
         return False
     try:

@@ -10,7 +10,9 @@ from stack.settings import StackSettings
 settings = StackSettings.load(Path(sys.argv[1]))
 app = create_app(
     GatewaySettings(
-        amqp_url=settings.amqp_url, auth_url=settings.auth_url, likes_url=settings.likes_url
+        amqp_url=",".join(settings.amqp_urls),
+        auth_url=settings.auth_url,
+        likes_url=settings.likes_url,
     )
 )
 serve(app, settings.listen_host, settings.ports.gateway)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 import pika
 
+from likkerctl.core.contract.nodes import Backoff, Nodes
 from stack.topology import AUTH_EVENTS_EXCHANGE
 
 log = logging.getLogger("likker.gateway.principals")
@@ -87,7 +88,8 @@ class BlockEventListener:
     """Consumes auth's bot block events from a private queue and invalidates the cache."""
 
     def __init__(self, amqp_url: str, cache: PrincipalCache) -> None:
-        self._params = pika.URLParameters(amqp_url)
+        self._nodes = Nodes(amqp_url, "auth-events", log)
+        self._backoff = Backoff(1.0, 5.0)
         self._cache = cache
         self._stopping = False
         self.connected = threading.Event()
@@ -102,7 +104,7 @@ class BlockEventListener:
     def _run(self) -> None:
         while not self._stopping:
             try:
-                conn = pika.BlockingConnection(self._params)
+                conn = self._nodes.connect()
                 channel = conn.channel()
                 channel.exchange_declare(AUTH_EVENTS_EXCHANGE, exchange_type="fanout", durable=True)
                 queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
@@ -111,13 +113,16 @@ class BlockEventListener:
                 # Events may have been missed while disconnected: start from a clean cache.
                 self._cache.clear()
                 self.connected.set()
+                self._backoff.reset()
                 while not self._stopping:
                     conn.process_data_events(time_limit=0.5)
                 conn.close()
-            except pika.exceptions.AMQPError as exc:
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                was_connected = self.connected.is_set()
                 self.connected.clear()
                 log.warning("auth events listener disconnected: %s", exc)
-                time.sleep(1.0)
+                # A connection that had worked: another node at once; none answering: back off.
+                time.sleep(0.1 if was_connected else self._backoff.next())
 
     def _on_event(self, _ch: object, _method: object, _props: object, body: bytes) -> None:
         try:

@@ -27,6 +27,8 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic
 
+from likkerctl.core.contract.nodes import Backoff, Nodes, where
+
 log = logging.getLogger("likker.gateway.publisher")
 
 Settled = tuple["asyncio.Future[None]", BaseException | None]
@@ -38,8 +40,11 @@ class BrokerUnavailable(Exception):
 
 class ConfirmPublisher:
     def __init__(self, amqp_url: str, *, reconnect_delay: float = 0.5) -> None:
-        self._params = pika.URLParameters(amqp_url)
-        self._reconnect_delay = reconnect_delay
+        # One URL or several (comma-separated): on a lost connection the next node is tried
+        # at once, and only a round that reached no node waits (doubling, at most 5 s).
+        self._nodes = Nodes(amqp_url, "publisher", log)
+        self._backoff = Backoff(reconnect_delay, 5.0)
+        self._url: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: SelectConnection | None = None
         self._channel: Channel | None = None
@@ -54,6 +59,7 @@ class ConfirmPublisher:
         self._pending: OrderedDict[int, tuple[asyncio.Future[None], str | None]] = OrderedDict()
         self._returned: set[str] = set()
         self._next_tag = 0
+        self._opened = False
         self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
 
     # -- state seen by the HTTP side -------------------------------------------------
@@ -135,9 +141,13 @@ class ConfirmPublisher:
         self._resolve(failed)
 
     def _run(self) -> None:
+        tried = 0  # nodes tried since a connection last worked
         while not self._stopping:
+            self._url = self._nodes.order()[0]
+            self._opened = False
+            began = time.monotonic()
             self._conn = SelectConnection(
-                self._params,
+                self._nodes.params(self._url),
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
@@ -147,9 +157,19 @@ class ConfirmPublisher:
             self._conn.ioloop.start()
             self._ready.clear()
             self._blocked = False
+            # In flight when the node went: 503 with Retry-After (never 202 unconfirmed).
             self._fail_pending("connection to the broker lost")
-            if not self._stopping:
-                time.sleep(self._reconnect_delay)
+            if self._stopping:
+                break
+            self._nodes.failed(self._url)  # next, try the node after it first
+            if self._opened and time.monotonic() - began >= 1.0:
+                tried = 0  # a working connection dropped: the next node at once
+                self._backoff.reset()
+            else:
+                tried += 1
+            if tried >= len(self._nodes.urls):
+                tried = 0
+                time.sleep(self._backoff.next())
 
     def _close(self) -> None:
         if self._conn is not None and self._conn.is_open:
@@ -158,11 +178,14 @@ class ConfirmPublisher:
             self._conn.ioloop.stop()
 
     def _on_open(self, conn: pika.BaseConnection) -> None:
+        if self._url is not None:
+            self._nodes.opened(self._url)
+        self._opened = True
         _coalesce_writes(conn)
         conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_open_error(self, conn: pika.BaseConnection, err: BaseException) -> None:
-        log.warning("cannot connect to the broker: %s", err)
+        log.warning("cannot connect to the broker at %s: %s", where(self._url or ""), err)
         conn.ioloop.stop()
 
     def _on_closed(self, conn: pika.BaseConnection, reason: BaseException) -> None:
@@ -215,6 +238,23 @@ class ConfirmPublisher:
         else:
             self._settle(tag, ack, settled)
         self._resolve(settled)
+        if not ack:
+            self._recycle_channel()
+
+    def _recycle_channel(self) -> None:
+        """After a nack, publish on a fresh channel (and connection), answering 503 meanwhile.
+
+        RabbitMQ 3.10 nacked every later publish of a channel that was publishing to a quorum
+        queue while its leader died, for minutes after a new leader was elected (seen here
+        in a 3-node cluster with the queue's `reject-publish` overflow); a new channel was
+        confirmed at once. A nack is otherwise rare (no length limit is set), so reopening
+        costs little.
+        """
+        channel = self._channel
+        if channel is not None and channel.is_open and self._ready.is_set():
+            log.warning("broker nacked a publish: reopening the connection")
+            self._ready.clear()
+            channel.close()
 
     def _settle(self, tag: int, ack: bool, settled: list[Settled]) -> None:
         entry = self._pending.pop(tag, None)

@@ -147,6 +147,10 @@ class LoadReport:
     # request ids answered 202, by who sent them: "user" or "bot"
     accepted: dict[str, list[str]] = field(default_factory=lambda: {"user": [], "bot": []})
     population: Population | None = None
+    # 5xx answers without a Retry-After header (the gateway promises one on every 503).
+    without_retry_after: int = 0
+    # (seconds since start the request was sent, seconds it took, status): for failover timing.
+    timeline: list[tuple[float, float, int]] = field(default_factory=list)
 
     @property
     def accepted_count(self) -> int:
@@ -165,6 +169,7 @@ class LoadReport:
             else 0.0,
             "statuses": dict(self.statuses),
             "errors": dict(self.errors),
+            "without_retry_after": self.without_retry_after,
             "population": self.population.as_json() if self.population else None,
         }
 
@@ -226,12 +231,16 @@ async def run_load(
                 await asyncio.sleep(delay)
             who, actor, post = plan.next()
             report.sent += 1
+            sent = time.monotonic()
             try:
                 async with session.post(
                     f"{gateway_url}/v1/posts/{post}/likes",
                     headers={"Authorization": f"Bearer {actor.token}"},
                 ) as resp:
                     report.statuses[str(resp.status)] += 1
+                    report.timeline.append((sent - start, time.monotonic() - sent, resp.status))
+                    if resp.status >= 500 and "Retry-After" not in resp.headers:
+                        report.without_retry_after += 1
                     if resp.status == 202:
                         report.accepted[who].append((await resp.json())["request_id"])
                     else:

@@ -25,11 +25,15 @@ def render_files(settings: StackSettings) -> Path:
     takers = ", ".join(
         f'"{settings.host}:{settings.taker_port(i)}"' for i in range(1, settings.takers + 1)
     )
+    # Every node: a node's disk and alarms are its own, so each alert names its `instance`.
+    nodes = ", ".join(
+        f'"{settings.host_of(n.part)}:{n.rabbitmq_prometheus}"' for n in settings.broker_nodes
+    )
     config = Template((HERE / "prometheus.yml.tmpl").read_text()).substitute(
         host=settings.host,
         rules_dir=rules,
         alertmanager=p.alertmanager,
-        rabbitmq_prometheus=p.rabbitmq_prometheus,
+        rabbitmq_targets=nodes,
         gateway=p.gateway,
         auth=p.auth,
         likes=p.likes,

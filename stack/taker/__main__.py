@@ -12,7 +12,7 @@ index = settings.taker_ids.index(taker_id) + 1
 run(
     TakerConfig(
         taker_id=taker_id,
-        amqp_url=settings.amqp_url,
+        amqp_url=",".join(settings.amqp_urls),
         likes_url=settings.likes_url,
         retry_policy=settings.retry_policy,
         rate=settings.taker_rate,
@@ -22,6 +22,7 @@ run(
         max_retries=settings.max_retries,
         backoff_s=settings.retry_backoff_s,
         backoff_max_s=settings.retry_backoff_max_s,
+        quorum_members=settings.quorum_members,
     ),
     settings.listen_host,
     settings.taker_port(index),

@@ -38,6 +38,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from likkerctl.core import contract
+from likkerctl.core.contract.nodes import Backoff, Nodes
 from stack import topology
 from stack.likes.limits import BATCH_PATH, MAX_BATCH_BYTES, MAX_LIKE_BYTES
 from stack.taker.batching import Batch, Pacer
@@ -59,6 +60,7 @@ class TakerConfig:
     max_retries: int = 5
     backoff_s: float = 0.2
     backoff_max_s: float = 5.0
+    quorum_members: int | None = None  # replicas of the queues it declares (one per node)
 
 
 # Recent batches kept for /state: enough for 10 s at a few thousand messages/s.
@@ -248,9 +250,11 @@ class Taker:
         # The likes service limits a batch's bytes too; keep a margin for the JSON around items.
         self._batch: Batch[Held] = Batch(config.batch, config.linger_s, MAX_BATCH_BYTES // 2)
         self._pacer = Pacer(config.rate)
+        self._nodes = Nodes(config.amqp_url, config.taker_id, log)
         self._stop = threading.Event()
         self._channel: BlockingChannel | None = None
         self._publish_channel: BlockingChannel | None = None
+        self._conn: pika.BlockingConnection | None = None
         self._consumer_tag: str | None = None
         # Set by the control thread, applied by the consuming thread (pika is not thread-safe).
         self._want_paused: bool | None = None
@@ -262,21 +266,26 @@ class Taker:
 
     def run(self) -> None:
         threading.Thread(target=self._control_loop, name="control", daemon=True).start()
+        backoff = Backoff(0.5, 5.0)
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
                 self._session()
-            except pika.exceptions.AMQPError as exc:
+            except (pika.exceptions.AMQPError, OSError) as exc:
                 log.warning("%s: broker connection lost: %s", self.config.taker_id, exc)
             self.state.connected = False
             self._consumer_tag = None
+            # The paused/running state is kept: the next session consumes only if running.
+            if time.monotonic() - began > 5.0:
+                backoff.reset()  # it had been working: another node soon
             if not self._stop.is_set():
-                self._stop.wait(1.0)
+                self._stop.wait(backoff.next())
 
     def _session(self) -> None:
-        conn = pika.BlockingConnection(pika.URLParameters(self.config.amqp_url))
+        conn = self._conn = self._nodes.connect()
         try:
             channel = conn.channel()
-            topology.declare(channel)
+            topology.declare(channel, self.config.quorum_members)
             channel.basic_qos(prefetch_count=self.config.prefetch)
             publish_channel = conn.channel()
             publish_channel.confirm_delivery()
@@ -312,13 +321,16 @@ class Taker:
 
     # -- control ---------------------------------------------------------------------
     def _control_loop(self) -> None:
+        nodes = Nodes(self.config.amqp_url, f"{self.config.taker_id} control", log)
+        backoff = Backoff(0.5, 5.0)
         while not self._stop.is_set():
             try:
-                conn = pika.BlockingConnection(pika.URLParameters(self.config.amqp_url))
-            except pika.exceptions.AMQPError as exc:
+                conn = nodes.connect()
+            except (pika.exceptions.AMQPError, OSError) as exc:
                 log.warning("%s: control connection failed: %s", self.config.taker_id, exc)
-                self._stop.wait(1.0)
+                self._stop.wait(backoff.next())
                 continue
+            backoff.reset()
             try:
                 ch = conn.channel()
                 queue = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
@@ -326,7 +338,7 @@ class Taker:
                 ch.basic_consume(queue, self._on_control, auto_ack=True)
                 while not self._stop.is_set():
                     conn.process_data_events(time_limit=0.5)
-            except pika.exceptions.AMQPError as exc:
+            except (pika.exceptions.AMQPError, OSError) as exc:
                 log.warning("%s: control connection lost: %s", self.config.taker_id, exc)
             finally:
                 if conn.is_open:
@@ -540,7 +552,21 @@ class Taker:
             return True
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             log.error("dead-lettering %s failed, requeueing: %s", props.message_id, exc)
+            if isinstance(exc, pika.exceptions.NackError):
+                self._reopen_publish_channel()
             return False
+
+    def _reopen_publish_channel(self) -> None:
+        """A channel nacked once may nack on for minutes after a quorum queue's leader
+        changed (RabbitMQ 3.10, stack/gateway/publisher.py); a new one is confirmed."""
+        old, conn = self._publish_channel, self._conn
+        if conn is None or not conn.is_open:
+            return
+        channel = conn.channel()
+        channel.confirm_delivery()
+        self._publish_channel = channel
+        if old is not None and old.is_open:
+            old.close()
 
 
 class _QuietHandler(WSGIRequestHandler):

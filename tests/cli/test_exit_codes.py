@@ -332,3 +332,14 @@ def test_bots_block_with_an_empty_reason_is_exit_2(run: Runner, replay: ReplaySe
     assert done.code == 2
     assert one_error_line(done) == "error: --reason must not be empty"
     assert replay.seen == []
+
+
+@pytest.mark.parametrize("nodes", ["0", "10"])
+def test_stack_up_with_no_nodes_or_too_many_is_exit_2_and_starts_nothing(
+    run: Runner, tmp_path: Path, nodes: str
+) -> None:
+    state = tmp_path / "state"
+    done = run("stack", "up", "--nodes", nodes, "--state-dir", str(state))
+    assert done.code == 2
+    assert one_error_line(done) == f"error: --nodes must be between 1 and 9, not {nodes}"
+    assert not state.exists()

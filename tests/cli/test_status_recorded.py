@@ -51,10 +51,12 @@ QUEUE_KEYS = {
     "ack_rate",
     "redeliver_rate",
     "redeliver_share",
+    "replicas",
 }
 NODE_KEYS = {
     "name",
     "running",
+    "state",
     "disk_free",
     "disk_free_limit",
     "disk_headroom",
@@ -108,8 +110,15 @@ def test_status_json_carries_the_recorded_figures_unchanged(env: dict[str, str |
     parts = recording("friday")["parts"]
     doc = json.loads(status_of("friday", "--json", env=env).stdout)
     assert doc["profile"] == "local"
-    assert doc["queues"] == parts["queues"]["value"]
-    assert doc["nodes"] == parts["nodes"]["value"]
+    # Recorded before clusters were shown: the rows gain `replicas` / `state`, nothing else.
+    assert [
+        {k: q[k] for k in r} for q, r in zip(doc["queues"], parts["queues"]["value"], strict=True)
+    ] == (parts["queues"]["value"])
+    assert [q["replicas"] for q in doc["queues"]] == [None] * len(doc["queues"])
+    assert [
+        {k: n[k] for k in r} for n, r in zip(doc["nodes"], parts["nodes"]["value"], strict=True)
+    ] == (parts["nodes"]["value"])
+    assert [n["state"] for n in doc["nodes"]] == ["running"] * len(doc["nodes"])
     assert doc["takers"] == parts["takers"]["value"]
     assert doc["forecast"] == parts["forecast"]["value"]
     assert doc["alertmanager"] == parts["alerts"]["value"]

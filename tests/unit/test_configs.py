@@ -125,3 +125,43 @@ def test_alert_rules_fire_when_they_should_and_not_otherwise() -> None:
     result = _run("promtool", "test", "rules", str(ROOT / "tests/unit/likker.rules.test.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def _conf(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.strip().startswith("#")}
+
+
+def test_compose_runs_a_three_node_cluster_that_forms_at_boot() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    settings = StackSettings.load(ROOT / "stack" / "compose" / "stack.json")
+    nodes = settings.broker_nodes
+    assert len(nodes) == 3
+    names, cookies = [], set()
+    for node in nodes:
+        service = services[node.part]
+        (conf_mount,) = [v for v in service["volumes"] if v.endswith("/20-likker.conf:ro")]
+        conf = _conf(COMPOSE.parent / conf_mount.split(":")[0])
+        # The ports the clients are told (stack.json) are the ones the node listens on.
+        assert conf["listeners.tcp.default"] == str(node.amqp)
+        assert conf["management.tcp.port"] == str(node.management)
+        assert conf["prometheus.tcp.port"] == str(node.rabbitmq_prometheus)
+        assert settings.host_of(node.part) == service["hostname"] == node.part
+        env = service["environment"]
+        names.append(env["RABBITMQ_NODENAME"])
+        cookies.add(env["RABBITMQ_ERLANG_COOKIE"])
+        peers = sorted(v for k, v in conf.items() if k.startswith("cluster_formation.classic"))
+        assert conf["cluster_formation.peer_discovery_backend"] == "classic_config"
+        assert peers == sorted(f"rabbit@{n.part}" for n in nodes)
+        assert set(services["gateway"]["depends_on"]) >= {n.part for n in nodes}
+    assert names == [f"rabbit@{n.part}" for n in nodes] and len(cookies) == 1
+    # Clients and Prometheus know every node.
+    webhook_env = services["webhook"]["environment"]
+    assert (
+        webhook_env["LIKKER_AMQP_URL"].count(",") == webhook_env["LIKKER_MGMT_URL"].count(",") == 2
+    )
+    prom = yaml.safe_load((ROOT / "stack/compose/prometheus.yml").read_text())
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "rabbitmq"]
+    assert job["static_configs"][0]["targets"] == [
+        f"{n.part}:{n.rabbitmq_prometheus}" for n in nodes
+    ]

@@ -24,7 +24,7 @@ from likkerctl.plugins.runbooks import load_runbooks
 from likkerctl.runbooks.context import MODES
 from stack import supervisor
 from stack.likes.limits import MAX_BATCH_ITEMS
-from stack.settings import RETRY_POLICIES, Ports, StackSettings
+from stack.settings import MAX_NODES, RETRY_POLICIES, Ports, StackSettings
 
 app = typer.Typer(help="Run the Likker reference stack on this machine.", no_args_is_help=True)
 
@@ -98,6 +98,12 @@ def up(
     port_offset: Annotated[
         int, typer.Option(help="Add this to every default port (to run beside another stack).")
     ] = 0,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            help="RabbitMQ nodes, joined into one cluster (node i uses node 1's ports + i - 1).",
+        ),
+    ] = 1,
     disk_headroom: Annotated[
         str | None,
         typer.Option(
@@ -129,6 +135,8 @@ def up(
     """
     if retry_policy not in RETRY_POLICIES:
         raise InvalidInput(f"--retry-policy must be one of {', '.join(RETRY_POLICIES)}")
+    if not 1 <= nodes <= MAX_NODES:
+        raise InvalidInput(f"--nodes must be between 1 and {MAX_NODES}, not {nodes}")
     if webhook_mode not in MODES:
         raise InvalidInput(f"--webhook-mode must be {', '.join(MODES[:-1])} or {MODES[-1]}")
     # A bad file (or approve mode without its timeouts) fails here, not in the webhook's log.
@@ -149,6 +157,7 @@ def up(
         disk_headroom_bytes=parse_size(disk_headroom) if disk_headroom else None,
         webhook_mode=webhook_mode,
         webhook_runbooks=str(runbooks.resolve()) if runbooks else None,
+        nodes=nodes,
     )
     try:
         settings, rows = supervisor.up(settings, echo=lambda m: err.print(f"[dim]{m}[/]"))
@@ -193,9 +202,9 @@ def _print_status(settings: StackSettings, rows: list[dict[str, Any]], json_out:
         "state_dir": str(settings.state_dir),
         "admin_token_file": str(settings.admin_token_file),
         "retry_policy": settings.retry_policy,
-        "amqp_url": settings.amqp_url.split("?")[0].replace(
-            f":{settings.rabbit_password}@", ":***@"
-        ),
+        "amqp_url": supervisor.redacted(settings.amqp_url, settings),
+        "amqp_urls": [supervisor.redacted(u, settings) for u in settings.amqp_urls],
+        "management_urls": settings.management_urls,
         "parts": rows,
     }
     table = Table(title=f"Likker stack ({settings.state_dir})")
@@ -255,20 +264,32 @@ class _QueueWatch:
         self.samples: deque[tuple[float, int]] = deque(maxlen=5)
 
     def _get(self, path: str) -> Any:
-        resp = self.http.get(
-            f"{self.settings.management_url}/api/{path}",
-            auth=(self.settings.rabbit_user, self.settings.rabbit_password),
-            timeout=1,
-        )
-        resp.raise_for_status()
-        return resp.json()
+        """From the first node that answers (on a cluster, one may be down)."""
+        error: Exception = requests.ConnectionError("no node")
+        for base in self.settings.management_urls:
+            try:
+                resp = self.http.get(
+                    f"{base}/api/{path}",
+                    auth=(self.settings.rabbit_user, self.settings.rabbit_password),
+                    timeout=1,
+                )
+            except requests.ConnectionError as exc:
+                error = exc
+                continue
+            resp.raise_for_status()
+            return resp.json()
+        raise error
 
     def line(self) -> str:
         quote = urllib.parse.quote
         try:
             q = self._get(f"queues/%2F/{quote(contract.ACTIONS_QUEUE, safe='')}")
             dlq = self._get(f"queues/%2F/{quote(contract.DLQ_QUEUE, safe='')}")
-            node = self._get("nodes")[0]
+            # The node nearest its disk limit (a dead member has no figures).
+            node = min(
+                (n for n in self._get("nodes") if "disk_free" in n),
+                key=lambda n: n["disk_free"] - n.get("disk_free_limit", 0),
+            )
         except (requests.RequestException, ValueError, KeyError, IndexError):
             return "broker: unreachable"
         self.samples.append((time.monotonic(), q.get("message_stats", {}).get("redeliver", 0)))

@@ -54,12 +54,16 @@ def _source(fc: dict[str, Any]) -> str:
 
 def nodes_table(nodes: list[dict[str, Any]]) -> Table:
     table = Table(title="broker nodes", title_justify="left")
-    for col in ("node", "disk free", "limit", "headroom", "alarms"):
+    for col in ("node", "state", "disk free", "limit", "headroom", "alarms"):
         table.add_column(col)
     for n in nodes:
         alarms = ", ".join(a for a in ("disk", "mem") if n[f"{a}_alarm"]) or "none"
+        if not n.get("running", True):  # listed by its cluster, but no figures: not `?`
+            table.add_row(n["name"], "[bold red]DOWN[/]", "-", "-", "-", "-")
+            continue
         table.add_row(
             n["name"],
+            "running",
             readable.mb(n["disk_free"]),
             readable.mb(n["disk_free_limit"]),
             readable.mb(n["disk_headroom"]),
@@ -73,8 +77,20 @@ def queues_table(queues: list[dict[str, Any]]) -> Table:
     for col in ("queue", "ready", "unacked", "bytes", "in/s", "out/s", "ack/s", "redeliver/s"):
         table.add_column(col, justify="left" if col == "queue" else "right")
     table.add_column("consumers", justify="right")
+    replicated = [q for q in queues if q.get("replicas")]
+    if replicated:
+        table.add_column("replicas")
+        table.add_column("leader")
     for q in queues:
         redeliver = readable.count(q["redeliver_rate"])
+        rep = q.get("replicas")
+        extra = []
+        if replicated:
+            line = status.replicas_line(rep)
+            extra = [
+                f"[bold red]{line}[/]" if status.replicas_degraded(rep) else line,
+                (rep or {}).get("leader") or "",
+            ]
         table.add_row(
             q["name"],
             f"{q['ready']:,}",
@@ -85,5 +101,6 @@ def queues_table(queues: list[dict[str, Any]]) -> Table:
             readable.count(q["ack_rate"]),
             f"[red]{redeliver}[/]" if status.redeliveries_hot(q) else redeliver,
             str(q["consumers"]),
+            *extra,
         )
     return table

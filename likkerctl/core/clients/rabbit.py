@@ -7,6 +7,7 @@ AuthRefused, NotFound (unknown queue), Conflict (missing plugin), Failed (anythi
 from __future__ import annotations
 
 import contextlib
+import logging
 import urllib.parse
 from typing import Any
 
@@ -15,10 +16,12 @@ import pika.exceptions
 import requests
 from pika.adapters.blocking_connection import BlockingConnection
 
+from likkerctl.core.contract.nodes import Nodes
 from likkerctl.core.errors import AuthRefused, Conflict, Failed, NotFound, Unreachable
 from likkerctl.core.profile import Profile, redact_url
 
 SHOVEL_PLUGIN = "rabbitmq_shovel"
+log = logging.getLogger("likkerctl.rabbit")
 
 
 def q(name: str) -> str:
@@ -42,22 +45,37 @@ class Management:
     """A thin client of the RabbitMQ management API (3.10+), single node or cluster."""
 
     def __init__(self, profile: Profile, timeout: float = 5.0) -> None:
-        self.base = profile.mgmt_url.rstrip("/")
+        # Every node serves the whole cluster's view: the one that answered last goes first.
+        self.bases = [u.rstrip("/") for u in profile.mgmt_nodes()]
+        self.base = self.bases[0] if self.bases else ""
         self.vhost = profile.vhost
         self.http = requests.Session()
         self.http.auth = (profile.mgmt_user, profile.mgmt_password)
         self.timeout = timeout
 
+    def _send(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """The answer of the first node that answers, starting with the last one that did."""
+        timeout = kw.pop("timeout", self.timeout)
+        start = self.bases.index(self.base) if self.base in self.bases else 0
+        failures: list[str] = []
+        error: requests.RequestException | None = None
+        for base in self.bases[start:] + self.bases[:start]:
+            try:
+                resp = self.http.request(method, f"{base}/api/{path}", timeout=timeout, **kw)
+            except requests.RequestException as exc:
+                failures.append(redact_url(base))
+                error = exc
+                continue
+            self.base = base
+            return resp
+        where = ", ".join(failures) or "(no management URL)"
+        raise Unreachable(
+            f"RabbitMQ management API unreachable at {where}: {type(error).__name__}", where
+        ) from error
+
     def request(self, method: str, path: str, *, not_found: str | None = None, **kw: Any) -> Any:
+        resp = self._send(method, path, **kw)
         url = f"{self.base}/api/{path}"
-        try:
-            resp = self.http.request(method, url, timeout=kw.pop("timeout", self.timeout), **kw)
-        except requests.RequestException as exc:
-            raise Unreachable(
-                f"RabbitMQ management API unreachable at {redact_url(self.base)}: "
-                f"{type(exc).__name__}",
-                redact_url(self.base),
-            ) from exc
         if resp.status_code == 401:
             raise AuthRefused(
                 f"RabbitMQ management API at {self.base} refused user "
@@ -153,12 +171,13 @@ class Management:
 
 
 def connect(profile: Profile) -> BlockingConnection:
-    url = redact_url(profile.amqp_url)
-    params = pika.URLParameters(profile.amqp_url)
-    params.connection_attempts = 1
-    params.socket_timeout = 5
+    """A connection to the first node of the profile that answers."""
+    urls = profile.amqp_nodes()
+    url = ", ".join(redact_url(u) for u in urls)
     try:
-        return BlockingConnection(params)
+        return Nodes(urls, "likkerctl", log, socket_timeout=5).connect()
+    except ValueError as exc:
+        raise Unreachable(f"no AMQP URL in profile {profile.name!r}", "") from exc
     except pika.exceptions.ProbableAuthenticationError as exc:
         raise AuthRefused(f"RabbitMQ at {url} refused the login", url) from exc
     except pika.exceptions.ProbableAccessDeniedError as exc:

@@ -11,6 +11,7 @@ the same move again waits for it and cleans up.
 from __future__ import annotations
 
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,21 @@ def sweep(mgmt: rabbit.Management) -> list[str]:
             mgmt.delete_exchange(name)
             removed.append(name)
     return removed
+
+
+def shovel_uris(profile: Profile) -> str | list[str]:
+    """Where the shovel connects: the node running it, or, on a cluster, every node listed
+    in the profile (the shovel picks one that answers and moves with it when a node dies)."""
+    nodes = profile.amqp_nodes()
+    vhost = rabbit.q(profile.vhost)
+    if len(nodes) < 2:
+        return "amqp://" if profile.vhost == "/" else "amqp:///" + vhost
+    uris = []
+    for url in nodes:
+        parts = urllib.parse.urlsplit(url)
+        # Our client query (blocked_connection_timeout, ...) means nothing to the shovel.
+        uris.append(urllib.parse.urlunsplit(parts._replace(path="/" + vhost, query="")))
+    return uris
 
 
 def _wait_gone(
@@ -164,9 +180,7 @@ def move_broker(
         "ack-mode": "on-confirm",
         "dest-add-forward-headers": False,
     }
-    if profile.vhost != "/":
-        vhost_uri = "amqp:///" + rabbit.q(profile.vhost)
-        value["src-uri"] = value["dest-uri"] = vhost_uri
+    value["src-uri"] = value["dest-uri"] = shovel_uris(profile)
     selector = rest = None
     if bindings is not None:
         selector, rest = _declare_selector(profile, source, destination, bindings, run_id)

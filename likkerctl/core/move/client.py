@@ -71,6 +71,7 @@ class _ClientMove:
         self.returned = 0
         self.error: str | None = None
         self.error_kind: type[LikkerError] = Failed
+        self.url = ""
         self.interrupted = False
         self.frozen = False  # after a return or nack: ack nothing more at the source
         # Delivery tags in delivery order, not yet acked at the source.
@@ -89,26 +90,33 @@ class _ClientMove:
 
     # -- connection life cycle ----------------------------------------------------------
     def run(self) -> None:
-        params = pika.URLParameters(self.profile.amqp_url)
-        params.connection_attempts = 1
-        params.socket_timeout = 5
-        # A broker in a resource alarm blocks our publishes; give up rather than hang forever.
-        params.blocked_connection_timeout = 60
-        self.conn = SelectConnection(
-            params,
-            on_open_callback=self._on_open,
-            on_open_error_callback=self._on_open_error,
-            on_close_callback=self._on_closed,
-        )
-        self.conn.ioloop.call_later(self.TICK, self._tick)
-        self.conn.ioloop.start()
+        # The first node of the profile that answers (a cluster with a node down still moves).
+        urls = self.profile.amqp_nodes()
+        for i, url in enumerate(urls):
+            self.url = url
+            params = pika.URLParameters(url)
+            params.connection_attempts = 1
+            params.socket_timeout = 5
+            # A broker in a resource alarm blocks our publishes; give up rather than hang.
+            params.blocked_connection_timeout = 60
+            self.conn = SelectConnection(
+                params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            self.conn.ioloop.call_later(self.TICK, self._tick)
+            self.conn.ioloop.start()
+            if not (self.error_kind is Unreachable and i + 1 < len(urls)):
+                return
+            self.error, self.error_kind = None, Failed  # never opened: the next node
 
     def _on_open(self, conn: SelectConnection) -> None:
         _coalesce_writes(conn)
         conn.channel(on_open_callback=self._on_channel)
 
     def _on_open_error(self, _conn: SelectConnection, exc: BaseException) -> None:
-        self.error = f"RabbitMQ unreachable at {redact_url(self.profile.amqp_url)}: {exc!r}"
+        self.error = f"RabbitMQ unreachable at {redact_url(self.url)}: {exc!r}"
         self.error_kind = Unreachable
         assert self.conn is not None
         self.conn.ioloop.stop()
