@@ -37,8 +37,9 @@ def database_unreachable(url: str, timeout: float = 5.0) -> str | None:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except Exception as exc:  # SQLAlchemy wraps every driver error; the first line says why
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        return f"database {db.redacted(url)} unreachable: {detail[0] if detail else exc!r}"
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        detail = lines[0] if lines else type(exc).__name__
+        return f"database {db.redacted(url)} unreachable: {detail}"
     finally:
         engine.dispose()
     return None

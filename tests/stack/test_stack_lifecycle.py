@@ -20,7 +20,15 @@ from tests.helpers import RunningStack, assert_all_gone, free_ports, wait_for
 # Restarting the likes service takes longer than the default five deliveries' backoff
 # (~3 s): retry until it is back, so a like here can only end stored (or lost), never parked
 # in the DLQ as retries-exhausted.
-stack = stack_fixture(retry_policy="classified", takers=1, taker_rate=0, max_retries=1000)
+# On SQLite, and on a PostgreSQL server of the stack's own (`--db postgresql`): a part that
+# is started, killed with the others and stopped by pid like them.
+stack = stack_fixture(
+    retry_policy="classified",
+    takers=1,
+    taker_rate=0,
+    max_retries=1000,
+    databases=("sqlite", "private-postgresql"),
+)
 
 
 def test_status_json_lists_every_part_with_pid_url_and_health(stack: RunningStack) -> None:
@@ -53,7 +61,7 @@ def test_status_json_lists_every_part_with_pid_url_and_health(stack: RunningStac
         "gateway",
         "taker-1",
         "webhook",
-    }
+    } | ({"postgres"} if stack.settings.runs_postgres else set())
     assert all(p["healthy"] and p["pid"] for p in parts.values())
     assert parts["gateway"]["url"] == stack.settings.gateway_url
     assert parts["webhook"]["url"] == stack.settings.webhook_url
