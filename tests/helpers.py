@@ -289,8 +289,8 @@ class RunningStack:
         then waits inside it (SQLite's busy timeout; PostgreSQL's lock queue: SHARE mode
         conflicts with the ROW EXCLUSIVE an INSERT takes) until the block ends."""
         if self._engine.dialect.name == "postgresql":
-            with self._engine.connect() as conn, conn.begin() as tx:
-                conn.exec_driver_sql("LOCK TABLE likes IN SHARE MODE")
+            with self._engine.connect() as locker, locker.begin() as tx:
+                locker.exec_driver_sql("LOCK TABLE likes IN SHARE MODE")
                 try:
                     yield
                 finally:
