@@ -186,7 +186,9 @@ class RunningStack:
     def likes_metric(self, name: str, **labels: str) -> float:
         """One sample of the likes service's /metrics (0 when absent)."""
         text_ = self.http.get(f"{self.settings.likes_url}/metrics", timeout=5).text
-        want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}")
+        want = name + (
+            "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+        )
         for line in text_.splitlines():
             if line.startswith(want + " "):
                 return float(line.split()[-1])
