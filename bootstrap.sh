@@ -5,12 +5,12 @@
 #   bash bootstrap.sh test   # lint, type-check, import layers and the whole test suite
 #
 # Both install what is missing first: the Debian packages (RabbitMQ, Prometheus,
-# Alertmanager), a virtualenv in .venv, and this project into it.
+# Alertmanager, PostgreSQL), a virtualenv in .venv, and this project into it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$ROOT/.venv"
-DEB_PACKAGES=(rabbitmq-server prometheus prometheus-alertmanager)
+DEB_PACKAGES=(rabbitmq-server prometheus prometheus-alertmanager postgresql)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -1,6 +1,6 @@
 """Benchmark: gateway accepted likes/s and end-to-end stored likes/s on a private stack.
 
-Run:  .venv/bin/python bench/bench_stack.py [--seconds 10] [--rate 3000]
+Run:  .venv/bin/python bench/bench_stack.py [--seconds 10] [--rate 3000] [--db postgresql]
 
 The machine is shared and noisy, so next to each figure we measure a reference in the same
 run on the same broker: pika publishing with one confirm at a time (DESIGN §7's 1,570 msg/s
@@ -33,7 +33,8 @@ import pika
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from likkerctl.core import contract
-from stack.settings import StackSettings
+from stack import postgres
+from stack.settings import DATABASES, StackSettings
 from tests.helpers import RunningStack, start_stack
 
 
@@ -62,6 +63,10 @@ def _quantile(values: list[float], q: float) -> float:
 
 def measure(stack: RunningStack, *, rate: float, seconds: float, concurrency: int) -> dict:
     pop = stack.population(users=100, posts=400)  # 40,000 distinct pairs: no repeats
+    store_before = (
+        stack.likes_metric("likker_likes_store_seconds_sum"),
+        stack.likes_metric("likker_likes_store_seconds_count"),
+    )
     start = time.time()
     report = stack.load(
         pop, scenario="normal", rate=rate, duration_s=seconds, concurrency=concurrency
@@ -70,6 +75,8 @@ def measure(stack: RunningStack, *, rate: float, seconds: float, concurrency: in
     stored = stack.wait_stored(accepted, timeout=600)
     takers = [stack.taker_state(t) for t in stack.settings.taker_ids]
     calls = sum(t["batches"] for t in takers)
+    store_s = stack.likes_metric("likker_likes_store_seconds_sum") - store_before[0]
+    store_calls = stack.likes_metric("likker_likes_store_seconds_count") - store_before[1]
     times = stack.stored_at(stored)
     last_row = max((at.timestamp() for _, at in times.values()), default=time.time())
     latency = [(at - received).total_seconds() for received, at in times.values()]
@@ -85,6 +92,10 @@ def measure(stack: RunningStack, *, rate: float, seconds: float, concurrency: in
         "latency_p99_s": round(_quantile(latency, 0.99), 3),
         # Messages per call to the likes service over the run (population set-up included).
         "mean_batch": round(sum(t["processed"] for t in takers) / calls, 1) if calls else None,
+        # The store's own cost: the likes service's transaction time per accepted like
+        # (its histogram, over the load and the drain), i.e. what the database takes.
+        "store_ms_per_call": round(1000 * store_s / store_calls, 2) if store_calls else None,
+        "store_us_per_like": round(1e6 * store_s / len(stored), 1) if stored else None,
     }
 
 
@@ -97,6 +108,12 @@ def main() -> None:
     parser.add_argument("--taker-batch", type=int, default=StackSettings.taker_batch)
     parser.add_argument("--taker-linger-ms", type=float, default=StackSettings.taker_linger_ms)
     parser.add_argument("--taker-prefetch", type=int, help="default: twice the batch")
+    parser.add_argument(
+        "--db",
+        choices=DATABASES,
+        default="sqlite",
+        help="the stores: SQLite files, or the stack's own PostgreSQL server",
+    )
     args = parser.parse_args()
     takers = {
         "takers": args.takers,
@@ -105,7 +122,9 @@ def main() -> None:
         "taker_prefetch": args.taker_prefetch,
     }
     with tempfile.TemporaryDirectory(prefix="likker-bench-") as tmp:
-        stack = start_stack(Path(tmp), retry_policy="classified", taker_rate=0, **takers)
+        stack = start_stack(
+            Path(tmp), retry_policy="classified", taker_rate=0, db=args.db, **takers
+        )
         try:
             # Before and after the load (the stack idle both times): the machine's other
             # tenants come and go within a run, and the mean of the two is fairer to both.
@@ -117,9 +136,11 @@ def main() -> None:
             reference = (before + after) / 2
         finally:
             stack.down()
+            postgres.wipe(stack.settings)  # its cluster may live outside the temp dir
     result.update(
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        db=args.db,
         offered_rate=args.rate,
         seconds=args.seconds,
         **takers,

@@ -76,6 +76,7 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     url: str | None = None,
+    user: str | None = None,
 ) -> ProcRecord:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -87,6 +88,7 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            user=user,  # e.g. PostgreSQL, which refuses to run as root
         )
     rec = ProcRecord(
         part=part,

@@ -18,6 +18,11 @@ RETRY_POLICIES: tuple[str, ...] = ("requeue", "classified")
 # Node i listens on node 1's ports + i - 1; with the default ports, more would collide
 # (management 15680 + 9 is the last below prometheus' 15690).
 MAX_NODES = 9
+Database = Literal["sqlite", "postgresql"]
+DATABASES: tuple[str, ...] = ("sqlite", "postgresql")
+# The stack's own PostgreSQL server: its superuser, and one database per user of it.
+POSTGRES_USER = "likker"
+POSTGRES_DATABASES: tuple[str, ...] = ("likes", "auth", "likkerctl")
 
 
 @dataclass
@@ -34,6 +39,7 @@ class Ports:
     likes: int = 8182
     webhook: int = 8189
     taker_base: int = 8190  # taker i listens on taker_base + i
+    postgres: int = 5690  # the private PostgreSQL server (`--db postgresql`)
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,12 @@ class StackSettings:
     max_retries: int = 5
     retry_backoff_s: float = 0.2
     retry_backoff_max_s: float = 5.0
-    # None: SQLite (WAL) file in the state dir; any SQLAlchemy URL otherwise.
-    likes_db_url: str | None = None
+    # The stores of auth, likes and likkerctl (audit log, webhook ledger, disk samples):
+    # SQLite (WAL) files in the state dir, or databases on a private PostgreSQL server the
+    # stack starts. `db_url` instead names an existing server's database (any SQLAlchemy
+    # URL), which then holds all three stores' tables (their names do not collide).
+    db: Database = "sqlite"
+    db_url: str | None = None
     # Free disk the broker keeps before it blocks publishers (RabbitMQ disk_free_limit).
     disk_free_limit_bytes: int = 50_000_000
     # When set, the limit is placed this far below the free disk at broker start, so the
@@ -206,12 +216,33 @@ class StackSettings:
         return [f"taker-{i}" for i in range(1, self.takers + 1)]
 
     @property
+    def runs_postgres(self) -> bool:
+        """True when the stack starts its own PostgreSQL server."""
+        return self.db == "postgresql" and not self.db_url
+
+    def store_url(self, database: str) -> str:
+        """The SQLAlchemy URL of one of the stack's stores (likes, auth, likkerctl)."""
+        if self.db_url:
+            return self.db_url
+        if self.db == "postgresql":
+            return (
+                f"postgresql+psycopg://{POSTGRES_USER}@{self.host_of('postgres')}:"
+                f"{self.ports.postgres}/{database}"
+            )
+        return f"sqlite:///{self.state_dir / f'{database}.db'}"
+
+    @property
     def likes_store_url(self) -> str:
-        return self.likes_db_url or f"sqlite:///{self.state_dir / 'likes.db'}"
+        return self.store_url("likes")
 
     @property
     def auth_store_url(self) -> str:
-        return f"sqlite:///{self.state_dir / 'auth.db'}"
+        return self.store_url("auth")
+
+    @property
+    def audit_store_url(self) -> str:
+        """likkerctl's own database for this stack's local profile."""
+        return self.store_url("likkerctl")
 
     def admin_token(self) -> str:
         return self.admin_token_file.read_text().strip()
@@ -227,6 +258,8 @@ class StackSettings:
         data = dict(data)
         data["state_dir"] = Path(data["state_dir"])
         data["ports"] = Ports(**data.get("ports", {}))
+        if "likes_db_url" in data:  # stack.json of a stack started before `db_url`
+            data["db_url"] = data.pop("likes_db_url")
         return cls(**data)
 
     def save(self) -> None:

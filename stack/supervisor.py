@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,13 +13,36 @@ from typing import Any
 
 import requests
 
-from stack import alertmanager, broker, procs, prometheus, topology
+from stack import alertmanager, broker, db, postgres, procs, prometheus, topology
 from stack.init_state import ensure_secrets
 from stack.settings import StackSettings
 
 
 class StackError(Exception):
     """A stack operation failed; the message says what and what to try."""
+
+
+class DatabaseUnavailable(StackError):
+    """The stores' database cannot be used: `--db-url` unreachable, or the private
+    PostgreSQL server would not start. Nothing is left running."""
+
+
+def database_unreachable(url: str, timeout: float = 5.0) -> str | None:
+    """Why the database at `url` cannot be used (one line), or None when a query works."""
+    try:
+        engine = db.make_engine(url, connect_timeout=timeout)
+    except Exception as exc:  # a malformed URL or an unknown driver
+        return f"database URL {db.redacted(url)} is not usable: {exc}".splitlines()[0]
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # SQLAlchemy wraps every driver error; the first line says why
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        detail = lines[0] if lines else type(exc).__name__
+        return f"database {db.redacted(url)} unreachable: {detail}"
+    finally:
+        engine.dispose()
+    return None
 
 
 class PortInUse(StackError):
@@ -45,6 +69,9 @@ class Part:
     after_ready: list[Callable[[], None]] = field(default_factory=list)
     # Extra fields of this part in `stack status --json` (a broker node's name and URLs).
     info: dict[str, Any] = field(default_factory=dict)
+    stop_signal: int = signal.SIGTERM
+    user: str | None = None  # run as this user (PostgreSQL refuses root)
+    cwd: Path | None = None
 
 
 def _healthz(url: str) -> Callable[[], bool]:
@@ -59,7 +86,9 @@ def parts(settings: StackSettings) -> list[Part]:
     p = settings.ports
     py = sys.executable
     cfg = str(settings.settings_file)
-    result = [
+    # The database first: when it cannot start, nothing else has been started for nothing.
+    result = [postgres_part(settings)] if settings.runs_postgres else []
+    result += [
         Part(
             "epmd",
             broker.epmd_argv(settings),
@@ -135,6 +164,24 @@ def broker_parts(settings: StackSettings) -> list[Part]:
 
 def redacted(url: str, settings: StackSettings) -> str:
     return url.split("?")[0].replace(f":{settings.rabbit_password}@", ":***@")
+def postgres_part(settings: StackSettings) -> Part:
+    """The private PostgreSQL server; SIGINT is its fast shutdown (SIGTERM would wait for
+    every client to disconnect)."""
+    return Part(
+        "postgres",
+        postgres.argv(settings),
+        [settings.ports.postgres],
+        ready=lambda: postgres.ready(settings),
+        url=postgres.server_url(settings),
+        env=postgres.user_env(),
+        render=lambda: postgres.prepare(settings),
+        ready_timeout=60,
+        stop_timeout=30,
+        after_ready=[lambda: postgres.create_databases(settings)],
+        stop_signal=signal.SIGINT,
+        user=postgres.run_as(),
+        cwd=postgres.server_dir(settings),
+    )
 
 
 def webhook_part(settings: StackSettings) -> Part:
@@ -156,8 +203,10 @@ def webhook_part(settings: StackSettings) -> Part:
     return Part("webhook", argv, [settings.ports.webhook], _healthz(url), url, env=env)
 
 
-def missing_binaries() -> list[str]:
+def missing_binaries(settings: StackSettings | None = None) -> list[str]:
     wanted = [str(broker.RABBIT_BIN / "rabbitmq-server"), prometheus.BINARY, alertmanager.BINARY]
+    if settings is not None and settings.runs_postgres:
+        wanted.append(str(postgres.BIN / "postgres"))
     missing = [b for b in wanted if not Path(b).exists()]
     if shutil.which("epmd") is None:
         missing.append("epmd")
@@ -183,12 +232,16 @@ def up(
     echo: Callable[[str], None] = lambda _m: None,
 ) -> tuple[StackSettings, list[dict[str, Any]]]:
     """Start what is not running; return the settings in force and each part's status."""
-    missing = missing_binaries()
+    missing = missing_binaries(settings)
     if missing:
         raise StackError(
             "missing: " + ", ".join(missing) + " (apt-get install -y rabbitmq-server prometheus "
-            "prometheus-alertmanager)"
+            "prometheus-alertmanager" + (" postgresql" if settings.runs_postgres else "") + ")"
         )
+    if settings.db_url:
+        reason = database_unreachable(settings.db_url)
+        if reason:
+            raise DatabaseUnavailable(reason)
     records = procs.load_records(settings.pid_dir)
     running = {name for name, rec in records.items() if rec.is_running()}
     if running:
@@ -218,7 +271,10 @@ def up(
                 echo(f"{part.name}: already running (pid {records[part.name].pid})")
                 continue
             if part.render:
-                part.render()
+                try:
+                    part.render()
+                except postgres.PostgresError as exc:
+                    raise DatabaseUnavailable(f"{part.name}: {exc}") from exc
             rec = procs.spawn(
                 part.name,
                 part.argv,
@@ -226,10 +282,16 @@ def up(
                 pid_dir=settings.pid_dir,
                 env=part.env,
                 url=part.url,
+                user=part.user,
+                cwd=part.cwd,
             )
             started.append((part, rec))
             if not procs.wait_until(part.ready, timeout=part.ready_timeout, alive=rec.is_running):
                 state = "exited" if not rec.is_running() else "is not healthy"
+                if part.name == "postgres":
+                    raise DatabaseUnavailable(
+                        f"postgres {state} after start: {postgres.failure(rec.log)} (log {rec.log})"
+                    )
                 raise StackError(
                     f"{part.name} {state} after start (log {rec.log}):\n{_log_tail(rec.log)}"
                 )
@@ -245,7 +307,7 @@ def up(
             echo(f"{part.name}: up (pid {rec.pid})" + (f" at {part.url}" if part.url else ""))
     except BaseException:
         for part, rec in reversed(started):
-            procs.stop(rec, timeout=part.stop_timeout)
+            procs.stop(rec, timeout=part.stop_timeout, sig=part.stop_signal)
             (settings.pid_dir / f"{part.name}.json").unlink(missing_ok=True)
         raise
     return settings, status(settings)
@@ -284,13 +346,17 @@ def down(state_dir: Path, *, wipe: bool = False) -> list[str]:
     order = [p.name for p in parts(settings)] if settings else []
     names = [n for n in reversed(order) if n in records]
     names += [n for n in records if n not in names]  # parts of an older layout, if any
-    timeouts = {p.name: p.stop_timeout for p in parts(settings)} if settings else {}
+    plan = {p.name: p for p in parts(settings)} if settings else {}
     stopped = []
     for name in names:
         rec = records[name]
-        if procs.stop(rec, timeout=timeouts.get(name, 10.0)):
+        part = plan.get(name)
+        timeout, sig = (part.stop_timeout, part.stop_signal) if part else (10.0, signal.SIGTERM)
+        if procs.stop(rec, timeout=timeout, sig=sig):
             stopped.append(name)
         (state_dir / "pids" / f"{name}.json").unlink(missing_ok=True)
     if wipe and state_dir.exists():
+        if settings is not None:
+            postgres.wipe(settings)  # its cluster may live outside the state dir
         shutil.rmtree(state_dir)
     return stopped

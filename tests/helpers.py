@@ -22,11 +22,12 @@ from typing import Any
 import pika
 import psutil
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from likkerctl.core import contract
 from likkerctl.core.contract.nodes import Nodes
 from stack import procs, supervisor
+from stack.db import make_engine
 from stack.load import LoadReport, Population, run_load, setup_population
 from stack.settings import Ports, StackSettings
 
@@ -56,7 +57,7 @@ class RunningStack:
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
         self.http = requests.Session()
-        self._engine = create_engine(settings.likes_store_url)
+        self._engine = make_engine(settings.likes_store_url)
 
     # -- processes --------------------------------------------------------------------
     def records(self) -> dict[str, procs.ProcRecord]:
@@ -207,7 +208,9 @@ class RunningStack:
     def likes_metric(self, name: str, **labels: str) -> float:
         """One sample of the likes service's /metrics (0 when absent)."""
         text_ = self.http.get(f"{self.settings.likes_url}/metrics", timeout=5).text
-        want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}")
+        want = name + (
+            "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+        )
         for line in text_.splitlines():
             if line.startswith(want + " "):
                 return float(line.split()[-1])
@@ -306,8 +309,17 @@ class RunningStack:
 
     @contextmanager
     def store_write_locked(self) -> Iterator[None]:
-        """Hold the SQLite likes store's write lock: the likes service's next transaction
-        begins, then waits inside it (busy timeout) until the block ends."""
+        """Hold the likes store's write lock: the likes service's next transaction begins,
+        then waits inside it (SQLite's busy timeout; PostgreSQL's lock queue: SHARE mode
+        conflicts with the ROW EXCLUSIVE an INSERT takes) until the block ends."""
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect() as locker, locker.begin() as tx:
+                locker.exec_driver_sql("LOCK TABLE likes IN SHARE MODE")
+                try:
+                    yield
+                finally:
+                    tx.rollback()
+            return
         path = self.settings.likes_store_url.removeprefix("sqlite:///")
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:

@@ -199,6 +199,11 @@ def local_profile(environ: Mapping[str, str]) -> Profile:
         admin_token_file=str(settings.admin_token_file),
         state_dir=str(state),
         db_url=settings.likes_store_url,
+        # The stack keeps likkerctl's audit log, ledger and samples in its own database
+        # server when it has one; with SQLite, the default file in the state dir.
+        audit_db_url=None
+        if settings.db == "sqlite" and not settings.db_url
+        else (settings.audit_store_url),
         sources={"*": f"local stack ({state})"},
     )
 

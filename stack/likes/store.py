@@ -13,9 +13,15 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, ForeignKey, String, UniqueConstraint, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from likkerctl.core.contract import LikeMessage
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+# and may simply be run again.
+_RETRY = {"40P01", "40001"}
+_ATTEMPTS = 3
 
 
 def _now() -> datetime:
@@ -86,6 +92,9 @@ class LikesStore:
         if not likes:
             return set()
         now = _now()
+        # In key order, so concurrent batches holding the same likes (redeliveries) wait
+        # for each other on PostgreSQL rather than deadlock; twins of a like under another
+        # request id can still cross, and PostgreSQL then aborts one batch: run it again.
         rows = [
             {
                 "request_id": like.request_id,
@@ -95,13 +104,20 @@ class LikesStore:
                 "received_at": like.received_at,
                 "stored_at": now,
             }
-            for like in likes
+            for like in sorted(likes, key=lambda like: like.request_id)
         ]
         # SQLAlchemy sends this as multi-row INSERTs ("insertmanyvalues"): one statement per
         # batch, not one per like.
         stmt = self._insert(Like).on_conflict_do_nothing().returning(Like.request_id)
-        with self.engine.begin() as conn:
-            return set(conn.scalars(stmt, rows))
+        attempt = 1
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    return set(conn.scalars(stmt, rows))
+            except OperationalError as exc:
+                if attempt == _ATTEMPTS or getattr(exc.orig, "sqlstate", None) not in _RETRY:
+                    raise
+                attempt += 1
 
     def like_count(self, post_id: int) -> int:
         with Session(self.engine) as session:

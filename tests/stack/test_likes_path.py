@@ -1,23 +1,32 @@
-"""The likes path end to end on a real stack (classified retry policy)."""
+"""The likes path end to end on a real stack (classified retry policy), once on SQLite
+and once on PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from collections import Counter
 
 import pytest
+import requests
 
 from likkerctl.core import contract
-from tests.conftest import stack_fixture
+from tests.conftest import DATABASES, stack_fixture
 from tests.helpers import RunningStack, mixed_batch, wait_for
 
 # A long linger, so the mixed batch's eight messages are one batch even on a loaded machine
 # (the default 5 ms could split them when the broker is slow to deliver the burst).
-stack = stack_fixture(retry_policy="classified", takers=2, taker_rate=0, taker_linger_ms=250)
+stack = stack_fixture(
+    retry_policy="classified",
+    takers=2,
+    taker_rate=0,
+    taker_linger_ms=250,
+    databases=DATABASES,
+)
 
 
 def _assert_json_error(resp, status: int, code: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -284,3 +293,30 @@ def test_a_mixed_batch_acks_and_dead_letters_exactly_the_right_messages(
     assert sorted((m, h["likker-failure"]) for m, h in ours) == sorted(mixed.refused.items())
     assert all(h["likker-failure-detail"] for _, h in ours)
     assert wait_for(lambda: stack.held_and_ready() == 0, timeout=20)  # nothing requeued
+
+
+def test_concurrent_deliveries_of_one_like_to_the_likes_service_store_one_row(
+    stack: RunningStack,
+) -> None:
+    """Redeliveries of one message reaching the likes service at once (two takers, a
+    requeue racing its original): exactly one is stored, every other is a duplicate."""
+    user = stack.new_user()
+    post = stack.new_post(user["token"])
+    like = json.loads(contract.new_like(post, contract.Actor(user["user_id"])).body())
+    url = f"{stack.settings.likes_url}/v1/likes:batch"
+    barrier = threading.Barrier(12)
+    outcomes: list[str] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        resp = requests.post(url, json={"likes": [like]}, timeout=30)
+        outcomes.append(resp.json()["results"][0].get("outcome") if resp.ok else resp.text)
+
+    threads = [threading.Thread(target=deliver) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert Counter(outcomes) == {"stored": 1, "duplicate": 11}
+    assert stack.stored([like["request_id"]]) == {like["request_id"]: 1}
+    assert _count(stack, post) == 1

@@ -4,14 +4,17 @@ the likes service and the broker dying while a batch is being stored."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from sqlalchemy import text
 
 from stack import procs, supervisor
+from stack.db import make_engine
 from stack.load import Population
 from stack.settings import StackSettings
 from tests.conftest import stack_fixture
@@ -20,7 +23,15 @@ from tests.helpers import RunningStack, assert_all_gone, free_ports, wait_for
 # Restarting the likes service takes longer than the default five deliveries' backoff
 # (~3 s): retry until it is back, so a like here can only end stored (or lost), never parked
 # in the DLQ as retries-exhausted.
-stack = stack_fixture(retry_policy="classified", takers=1, taker_rate=0, max_retries=1000)
+# On SQLite, and on a PostgreSQL server of the stack's own (`--db postgresql`): a part that
+# is started, killed with the others and stopped by pid like them.
+stack = stack_fixture(
+    retry_policy="classified",
+    takers=1,
+    taker_rate=0,
+    max_retries=1000,
+    databases=("sqlite", "private-postgresql"),
+)
 
 
 def test_status_json_lists_every_part_with_pid_url_and_health(stack: RunningStack) -> None:
@@ -53,13 +64,42 @@ def test_status_json_lists_every_part_with_pid_url_and_health(stack: RunningStac
         "gateway",
         "taker-1",
         "webhook",
-    }
+    } | ({"postgres"} if stack.settings.runs_postgres else set())
     assert all(p["healthy"] and p["pid"] for p in parts.values())
     assert parts["gateway"]["url"] == stack.settings.gateway_url
     assert parts["webhook"]["url"] == stack.settings.webhook_url
     assert doc["admin_token_file"] == str(stack.settings.admin_token_file)
     assert f":{stack.settings.rabbit_password}@" not in doc["amqp_url"]
     assert ":***@" in doc["amqp_url"]
+
+
+def test_likkerctl_audits_into_the_stacks_own_database(stack: RunningStack) -> None:
+    """The local profile follows the stack's stores: with its own PostgreSQL, likkerctl's
+    audit log is a table in the server's `likkerctl` database, not a file in the state dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIKKER_")}
+    env["LIKKER_STATE_DIR"] = str(stack.settings.state_dir)
+    env["XDG_CONFIG_HOME"] = str(stack.settings.state_dir / "no-config")  # no profiles of ours
+    for command in (["takers", "pause", "--yes"], ["takers", "resume", "--yes"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "likkerctl", *command, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    engine = make_engine(stack.settings.audit_store_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT command, result FROM audit ORDER BY id DESC LIMIT 2")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [("takers resume", "ok"), ("takers pause", "ok")]
+    sqlite_file = stack.settings.state_dir / "likkerctl.db"
+    assert sqlite_file.exists() == (stack.settings.db == "sqlite")
 
 
 def test_up_twice_is_harmless(stack: RunningStack) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import dockerfile
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from stack import alertmanager, prometheus
 from stack.settings import StackSettings
@@ -60,6 +61,19 @@ def test_compose_runs_every_part_with_files_that_exist() -> None:
     assert wanted <= set(services)
     # Every hostname the services are told to use is a compose service.
     assert set(settings.hosts.values()) <= set(services)
+    # The stores are on the compose PostgreSQL, likkerctl's webhook's tables too.
+    db = make_url(settings.likes_store_url)
+    assert settings.auth_store_url == settings.likes_store_url
+    assert (db.drivername, db.host, db.port) == ("postgresql+psycopg", "postgres", 5432)
+    pg = services[db.host]
+    assert pg["environment"]["POSTGRES_USER"] == db.username
+    assert pg["environment"]["POSTGRES_PASSWORD"] == db.password
+    assert pg["environment"]["POSTGRES_DB"] == db.database
+    assert "pg_isready" in pg["healthcheck"]["test"]
+    assert services["auth"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    webhook_env = services["webhook"]["environment"]
+    assert webhook_env["LIKKER_AUDIT_DB_URL"] == webhook_env["LIKKER_DB_URL"]
+    assert webhook_env["LIKKER_AUDIT_DB_URL"] == settings.audit_store_url
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]

@@ -112,3 +112,24 @@ def test_a_profile_without_urls_is_an_error(tmp_path: Path) -> None:
     write_config(tmp_path, "[profiles.half]\namqp_url='amqp://h'\n")
     with pytest.raises(ConfigError, match="has no mgmt_url"):
         load_profile("half", environ=env_for(tmp_path))
+
+
+def test_the_local_profile_keeps_likkerctls_tables_where_the_stack_keeps_its_stores(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    stack = {"state_dir": str(state), "db": "postgresql", "ports": {"postgres": 25432}}
+    (state / "stack.json").write_text(json.dumps(stack))
+    p = load_profile(environ=env_for(tmp_path))
+    assert p.audit_url == "postgresql+psycopg://likker@127.0.0.1:25432/likkerctl"
+    assert p.db_url == "postgresql+psycopg://likker@127.0.0.1:25432/likes"
+
+    url = "postgresql+psycopg://app:pw@db.example:5432/likker"
+    (state / "stack.json").write_text(json.dumps({"state_dir": str(state), "db_url": url}))
+    p = load_profile(environ=env_for(tmp_path))
+    assert p.audit_url == p.db_url == url
+
+    # A stack.json written before `db_url` named the likes store's URL `likes_db_url`.
+    (state / "stack.json").write_text(json.dumps({"state_dir": str(state), "likes_db_url": url}))
+    assert load_profile(environ=env_for(tmp_path)).db_url == url

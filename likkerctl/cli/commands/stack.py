@@ -23,8 +23,9 @@ from likkerctl.core.paths import default_state_dir
 from likkerctl.plugins.runbooks import load_runbooks
 from likkerctl.runbooks.context import MODES
 from stack import supervisor
+from stack.db import normalised_url, redacted
 from stack.likes.limits import MAX_BATCH_ITEMS
-from stack.settings import MAX_NODES, RETRY_POLICIES, Ports, StackSettings
+from stack.settings import DATABASES, MAX_NODES, RETRY_POLICIES, Ports, StackSettings
 
 app = typer.Typer(help="Run the Likker reference stack on this machine.", no_args_is_help=True)
 
@@ -123,10 +124,28 @@ def up(
         Path | None,
         typer.Option(help="Runbook file for the webhook (default: built-in).", show_default=False),
     ] = None,
+    db: Annotated[
+        str,
+        typer.Option(
+            help="The stores of auth, likes and likkerctl: sqlite (files in the state dir) "
+            "or postgresql (a private PostgreSQL server the stack starts)."
+        ),
+    ] = "sqlite",
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this existing database instead (an SQLAlchemy URL, e.g. "
+            "postgresql://user:pw@host:5432/likker); it is checked before anything starts.",
+            show_default=False,
+        ),
+    ] = None,
     state_dir: StateDir = None,
     json_out: JsonOut = False,
 ) -> None:
     """Start RabbitMQ, Prometheus, Alertmanager, the services, takers and the webhook; wait.
+
+    With --db postgresql, a private PostgreSQL server is started first (as the `postgres`
+    user when run as root).
 
     The webhook runs the built-in runbooks in observe mode unless --webhook-mode enforce
     (or approve).
@@ -137,6 +156,8 @@ def up(
         raise InvalidInput(f"--retry-policy must be one of {', '.join(RETRY_POLICIES)}")
     if not 1 <= nodes <= MAX_NODES:
         raise InvalidInput(f"--nodes must be between 1 and {MAX_NODES}, not {nodes}")
+    if db not in DATABASES:
+        raise InvalidInput(f"--db must be one of {', '.join(DATABASES)}")
     if webhook_mode not in MODES:
         raise InvalidInput(f"--webhook-mode must be {', '.join(MODES[:-1])} or {MODES[-1]}")
     # A bad file (or approve mode without its timeouts) fails here, not in the webhook's log.
@@ -158,11 +179,15 @@ def up(
         webhook_mode=webhook_mode,
         webhook_runbooks=str(runbooks.resolve()) if runbooks else None,
         nodes=nodes,
+        db="postgresql" if db_url and db_url.startswith("postgres") else db,  # type: ignore[arg-type]
+        db_url=normalised_url(db_url) if db_url else None,
     )
     try:
         settings, rows = supervisor.up(settings, echo=lambda m: err.print(f"[dim]{m}[/]"))
     except supervisor.PortInUse as exc:
         raise Conflict(str(exc)) from exc
+    except supervisor.DatabaseUnavailable as exc:
+        raise Unreachable(str(exc)) from exc
     except supervisor.StackError as exc:
         raise Failed(str(exc)) from exc
     _print_status(settings, rows, json_out)
@@ -202,6 +227,8 @@ def _print_status(settings: StackSettings, rows: list[dict[str, Any]], json_out:
         "state_dir": str(settings.state_dir),
         "admin_token_file": str(settings.admin_token_file),
         "retry_policy": settings.retry_policy,
+        "db": settings.db,
+        "likes_db_url": redacted(settings.likes_store_url),
         "amqp_url": supervisor.redacted(settings.amqp_url, settings),
         "amqp_urls": [supervisor.redacted(u, settings) for u in settings.amqp_urls],
         "management_urls": settings.management_urls,
@@ -221,7 +248,8 @@ def _print_status(settings: StackSettings, rows: list[dict[str, Any]], json_out:
         json_out,
         document,
         table,
-        f"admin token: {settings.admin_token_file}    retry policy: {settings.retry_policy}",
+        f"admin token: {settings.admin_token_file}    retry policy: {settings.retry_policy}    "
+        f"stores: {redacted(settings.likes_store_url) if settings.db_url else settings.db}",
     )
 
 
