@@ -164,6 +164,8 @@ def broker_parts(settings: StackSettings) -> list[Part]:
 
 def redacted(url: str, settings: StackSettings) -> str:
     return url.split("?")[0].replace(f":{settings.rabbit_password}@", ":***@")
+
+
 def postgres_part(settings: StackSettings) -> Part:
     """The private PostgreSQL server; SIGINT is its fast shutdown (SIGTERM would wait for
     every client to disconnect)."""
