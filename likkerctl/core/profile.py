@@ -52,6 +52,14 @@ class Profile:
     # Where `likkerctl-NAME` executable plugins are looked for before PATH
     # (default: plugins/ beside the config file).
     plugins_dir: str = ""
+    # RabbitMQ's CLI tools can reach this node (side-effect-free peek): its name, a file
+    # holding its Erlang cookie, and its epmd port when not 4369. The local stack's are known.
+    node: str | None = None
+    erlang_cookie_file: str | None = None
+    epmd_port: str | None = None
+    # Field aliases for --where, top --by, peek --show (`tenant = "header.x-tenant"`), on
+    # top of the Likker contract's (bot, user, post, action).
+    aliases: dict[str, str] = field(default_factory=dict)
     # Where each value came from, for `config show`.
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -143,8 +151,11 @@ def read_config(path: Path) -> dict[str, Any]:
                 f"{path}: profile {name!r}: unknown key(s) {', '.join(sorted(bad))}; "
                 f"known: {', '.join(sorted(FIELDS))}"
             )
+        aliases = table.get("aliases", {})
+        if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+            raise ConfigError(f'{path}: profile {name!r}: aliases are name = "field" strings')
         for key, value in table.items():
-            if not isinstance(value, str):
+            if key != "aliases" and not isinstance(value, str):
                 raise ConfigError(f"{path}: profile {name!r}: {key} must be a string")
     return data
 
@@ -167,6 +178,9 @@ def local_profile(environ: Mapping[str, str]) -> Profile:
         admin_token_file=str(settings.admin_token_file),
         state_dir=str(state),
         db_url=settings.likes_store_url,
+        node=settings.node_name,
+        erlang_cookie_file=str(state / "rabbitmq" / "home" / ".erlang.cookie"),
+        epmd_port=str(settings.ports.epmd),
         sources={"*": f"local stack ({state})"},
     )
 
