@@ -85,6 +85,8 @@ class Sampled(Envelope):
             "delivery_count": self.delivery_count,
             "deliveries": self.deliveries,
             "redelivered": self.redelivered,
+            "reason": self.reason,
+            "origin": self.origin(),
             "routing_key": self.routing_key,
             "exchange": self.exchange,
             "offset": self.offset,
@@ -224,24 +226,30 @@ def _keep(out: list[Sampled], queue: str) -> Callable[[Any, Any, bytes], None]:
 
 
 def _stream_read(profile: Profile, queue: str, count: int, wait: float) -> list[Sampled]:
-    """The first `count` messages of a stream: a consumer from offset `first`, no side effect."""
+    """The first `count` messages of a stream: a consumer from offset `first`, no side effect.
+
+    Streams refuse nack and reject, which pika sends for deliveries that arrive after a
+    cancel: so the prefetch is the sample size and nothing is acked (an ack on a stream
+    only grants credit), and the broker sends no more than we keep.
+    """
     conn = rabbit.connect(profile)
     out: list[Sampled] = []
     keep = _keep(out, queue)
     try:
         ch = conn.channel()
-        ch.basic_qos(prefetch_count=min(max(count, 1), 2000))
-        for method, props, body in ch.consume(
-            queue, arguments={"x-stream-offset": "first"}, inactivity_timeout=wait
-        ):
-            if method is None:
-                break
-            keep(method, props, body)
-            # Stream acks only grant credit; nothing is removed.
-            ch.basic_ack(method.delivery_tag)
-            if len(out) >= count:
-                break
-        ch.cancel()
+        ch.basic_qos(prefetch_count=min(max(count, 1), 65_535))
+
+        def on_message(_channel: Any, method: Any, props: Any, body: bytes) -> None:
+            if len(out) < count:
+                keep(method, props, body)
+
+        ch.basic_consume(queue, on_message, arguments={"x-stream-offset": "first"})
+        deadline = time.monotonic() + wait
+        seen = 0
+        while len(out) < count and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.1)
+            if len(out) > seen:
+                seen, deadline = len(out), time.monotonic() + wait
         return out[:count]
     except pika.exceptions.ChannelClosedByBroker as exc:
         raise NotFound(f"cannot read stream {queue!r}: {exc.reply_text}") from exc
