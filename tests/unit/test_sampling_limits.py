@@ -65,3 +65,27 @@ def test_queues_without_a_counting_limit_are_taken_and_returned() -> None:
     assert unlimited.mode == limits.REQUEUE and "x-delivery-count rises" in unlimited.effect
     assert limits.parse_version("3.10.8") == (3, 10, 8)
     assert limits.parse_version("4.1.0-rc.1") == (4, 1, 0)
+
+
+def test_status_ranks_any_queue_by_trouble() -> None:
+    from likkerctl.core.status import by_trouble, trouble
+
+    calm = {"name": "a.calm", "ready": 5, "consumers": 2, "ack_rate": 10.0, "publish_rate": 10.0}
+    orphan = {"name": "b.orphan", "ready": 40, "consumers": 0}
+    growing = {
+        "name": "c.growing",
+        "ready": 9,
+        "consumers": 1,
+        "publish_rate": 50.0,
+        "ack_rate": 5.0,
+    }
+    looping = {"name": "d.loop", "ready": 100, "consumers": 1, "redeliver_rate": 900.0,
+               "deliver_rate": 950.0, "ack_rate": 50.0}  # fmt: skip
+    assert trouble(calm) == (0, [])
+    assert trouble(looping)[0] == 3 and "more than it acks" in trouble(looping)[1][0]
+    assert [r["name"] for r in by_trouble([calm, orphan, growing, looping])] == [
+        "d.loop",
+        "c.growing",
+        "b.orphan",
+        "a.calm",
+    ]
