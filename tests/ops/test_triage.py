@@ -7,6 +7,7 @@ profile with the same URLs and no node shows what happens without it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,11 @@ import pika
 import pytest
 
 from likkerctl.core import contract
+from likkerctl.core.errors import NotConfigured
+from likkerctl.core.profile import Profile
+from likkerctl.tui.app import Dashboard
+from likkerctl.tui.backend import LiveBackend
+from likkerctl.tui.widgets.panel import Panel
 from tests.helpers import RunningStack, drain_ids, fill_queue, wait_for
 from tests.ops.conftest import Cli
 
@@ -306,3 +312,65 @@ def test_operator_moves_show_as_operator_and_replay_to_original_restores_them(
     # source on 3.10 quorum queues: docs/CLI.md, "Known duplicates").
     assert set(drain_ids(ops_stack.settings.amqp_url, src)) == set(ids)
     assert sorted(drain_ids(ops_stack.settings.amqp_url, died)) == sorted(dead_ids)
+
+
+@pytest.fixture
+def bare_vhost(ops_stack: RunningStack, tag: str) -> Iterator[Profile]:
+    """A vhost holding none of Likker's objects, and a profile naming only its broker URLs."""
+    vhost = f"bare-{tag}"
+    ops_stack.mgmt(f"vhosts/{vhost}", "PUT")
+    ops_stack.mgmt(
+        f"permissions/{vhost}/guest", "PUT", json={"configure": ".*", "write": ".*", "read": ".*"}
+    )
+    base = ops_stack.settings.amqp_url.split("?")[0].rsplit("/", 1)[0]
+    profile = Profile(
+        name="bare", amqp_url=f"{base}/{vhost}", mgmt_url=ops_stack.settings.management_url,
+        vhost=vhost, state_dir=str(ops_stack.settings.state_dir),
+    )  # fmt: skip
+    try:
+        yield profile
+    finally:
+        ops_stack.mgmt(f"vhosts/{vhost}", "DELETE")
+
+
+def test_the_dashboard_on_a_bare_broker_says_not_configured_and_ranks_the_busiest_queue(
+    bare_vhost: Profile,
+) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(bare_vhost.amqp_url))
+    ch = conn.channel()
+    ch.queue_declare("orders", durable=True)
+    ch.queue_declare("idle", durable=True)
+    for i in range(30):
+        props = pika.BasicProperties(message_id=f"o{i}", headers={"shop": f"s{i % 3}"})
+        ch.basic_publish("", "orders", b"{}", props)
+    conn.close()
+    backend = LiveBackend(bare_vhost, offenders_by="header.shop")
+    assert wait_for(lambda: backend.fetch("offenders")["sampled"] == 30, 15)
+    offenders = backend.fetch("offenders")
+    assert offenders["queue"] == "orders" and offenders["picked"]
+    assert {r["actor"]: r["messages"] for r in offenders["actors"]} == {
+        "s0": 10,
+        "s1": 10,
+        "s2": 10,
+    }
+    for part in ("takers", "bots"):
+        with pytest.raises(NotConfigured):
+            backend.fetch(part)
+    asyncio.run(_panels(backend))
+
+
+async def _panels(backend: LiveBackend) -> None:
+    app = Dashboard(backend, refresh_s=60, sample_every_s=60)
+    async with app.run_test(size=(140, 40)) as pilot:
+        for _ in range(100):
+            if all(app.parts[n].at or app.parts[n].error for n in app.parts):
+                break
+            await pilot.pause(0.1)
+        takers = app.screen.query_one("#p-takers", Panel)
+        assert "not configured" in str(takers.border_subtitle)
+        assert not takers.has_class("-down")
+        for panel in ("#p-queues", "#p-disk", "#p-offenders"):
+            shown = app.screen.query_one(panel, Panel)
+            assert not shown.has_class("-down"), (panel, shown.border_subtitle)
+        offenders = app.screen.query_one("#p-offenders", Panel)
+        assert "of orders by header.shop" in str(offenders.border_subtitle)

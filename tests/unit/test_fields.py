@@ -145,3 +145,20 @@ def test_a_broker_engine_move_is_told_by_its_shovel_name() -> None:
     assert moved.reason == "operator" and moved.origin() == "jobs"
     kept = Envelope({"x-shovelled": [entry]}, queue="jobs")  # sent back to the source
     assert kept.reason == "unknown" and kept.origin() is None
+
+
+def test_a_shown_value_becomes_a_predicate_selecting_it() -> None:
+    from likkerctl.core.messages.fields import equals
+
+    job = celery_job("app.poison")
+    for name in ("header.task", "header.retries", "body.tenant", "body.actor.user_id"):
+        shown = fields_display(parse_field(name).value(job))
+        assert parse(equals(name, shown)).matches(job), (name, shown)
+    assert parse(equals("header.absent", "-")).matches(job)
+    assert equals("header.q", 'say "hi"') == "header.q = 'say \"hi\"'"
+
+
+def fields_display(value: object) -> str:
+    from likkerctl.core.messages.fields import display
+
+    return display(value)

@@ -367,3 +367,15 @@ def key_of(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
     return value
+
+
+def equals(name: str, shown: str) -> str:
+    """A --where selecting a field's value as `display()` showed it (numbers unquoted)."""
+    if shown == "-":
+        return f"{name} missing"
+    if re.fullmatch(r"-?\d+(\.\d+)?", shown):
+        return f"{name} = {shown}"
+    if '"' not in shown:
+        return f'{name} = "{shown}"'
+    single = shown.replace("'", "")
+    return f"{name} = '{single}'"
