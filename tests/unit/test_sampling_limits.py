@@ -89,3 +89,15 @@ def test_status_ranks_any_queue_by_trouble() -> None:
         "b.orphan",
         "a.calm",
     ]
+
+
+def test_the_node_peek_reads_erlang_binaries_as_rabbitmqctl_prints_them() -> None:
+    from likkerctl.core.clients.node import _binary_text, _erl_bin, configured
+    from likkerctl.core.profile import Profile
+
+    printed = '<<"0 AA== bGlt oIA= e30=;3 AA==\\n"\n  " bGlt oIA= e30=">>\n'
+    assert _binary_text(printed) == "0 AA== bGlt oIA= e30=;3 AA==\n bGlt oIA= e30="
+    assert _erl_bin("/é") == "<<47,195,169>>"  # names travel as bytes, never quoted
+    assert "no node configured" in str(configured(Profile(name="x")))
+    missing = Profile(name="x", node="n@h", erlang_cookie_file="/nonexistent/cookie")
+    assert "no readable Erlang cookie" in str(configured(missing))

@@ -21,7 +21,7 @@ from likkerctl.core.profile import Profile
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 # One call peeks this many positions; each position is an Erlang-side lookup.
-PEEK_BATCH = 500
+PEEK_BATCH = 2000
 
 
 def rabbitmqctl() -> str | None:

@@ -9,7 +9,7 @@
                 | header.NAME | header."NAME" | body.PATH | body[N] | a property
                   (routing_key, exchange, message_id, correlation_id, type, app_id,
                   content_type, priority, timestamp, size, ...) | a profile alias
-    OP         := = | == | != | < | <= | > >=
+    OP         := = | == | != | < | <= | > | >=
     VALUE      := number | word | "quoted string" | none | true | false
     PATTERN    := a glob ("app.*", quoted or not) | /a regular expression/
 
@@ -38,7 +38,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -533,5 +533,4 @@ def check_bodies(pred: Predicate | None, samples: list[Envelope]) -> None:
             )
 
 
-Matcher = Callable[[Envelope], bool]
 __all__ = ["NotJson", "Predicate", "PredicateError", "check_bodies", "parse"]

@@ -25,7 +25,7 @@ import pika.exceptions
 import pika.spec
 
 from likkerctl.core.clients import node, rabbit
-from likkerctl.core.errors import Conflict, Failed, NotFound
+from likkerctl.core.errors import Conflict, Failed, InvalidInput, NotFound
 from likkerctl.core.messages import limits
 from likkerctl.core.messages.archive import jsonable
 from likkerctl.core.messages.fields import (
@@ -60,9 +60,6 @@ class Sampled(Envelope):
     def message_id(self) -> str | None:
         value = self.prop("message_id")
         return None if value is None else str(value)
-
-    def value(self, name: str) -> Any:
-        return parse_field(name).value(self)
 
     def as_json(self, show: list[Field] | None = None) -> dict[str, Any]:
         try:
@@ -391,6 +388,4 @@ def check_json(samples: Iterable[Envelope], f: Field) -> None:
     """Refuse a body path when no sampled body is JSON (exit 2)."""
     msgs = list(samples)
     if f.kind == "body" and f.path and msgs and not any(m.is_json for m in msgs):
-        from likkerctl.core.errors import InvalidInput  # only on this error path
-
         raise InvalidInput(f"{f.name} reads the JSON body, but no sampled body is JSON", "by")
