@@ -23,7 +23,13 @@ from pika.spec import Basic
 
 from likkerctl.core.errors import Failed, LikkerError, NotFound, Unreachable
 from likkerctl.core.messages.archive import record
-from likkerctl.core.messages.fields import H_MOVED_BY, H_MOVED_FROM, H_MOVED_TO, Envelope
+from likkerctl.core.messages.fields import (
+    H_MOVED_BY,
+    H_MOVED_FROM,
+    H_MOVED_TO,
+    OPERATOR,
+    Envelope,
+)
 from likkerctl.core.messages.predicate import NotJson, Predicate
 from likkerctl.core.move.common import (
     FileSink,
@@ -53,7 +59,6 @@ class _ClientMove:
         prefetch: int,
         idle_timeout: float,
         on_progress: ProgressFn | None,
-        marked_by: str = "operator",
     ) -> None:
         self.profile = profile
         self.source = source
@@ -74,7 +79,6 @@ class _ClientMove:
         self.returned = 0
         self.not_json = 0  # bodies a body-path predicate could not read: kept
         self.no_origin = 0  # OriginSink: messages naming no queue they came from: kept
-        self.marked_by = marked_by
         self.error: str | None = None
         self.error_kind: type[LikkerError] = Failed
         self.interrupted = False
@@ -195,7 +199,7 @@ class _ClientMove:
                 # The operator's marker (DESIGN §4 header style): `dlq list` reads it as
                 # reason `operator`, and `dlq replay --to original` as the way back.
                 headers = dict(props.headers or {})
-                headers[H_MOVED_BY] = self.marked_by
+                headers[H_MOVED_BY] = OPERATOR  # a person or a runbook: either way, not a failure
                 headers[H_MOVED_FROM] = self.source
                 headers[H_MOVED_TO] = destination
                 props.headers = headers
@@ -426,13 +430,10 @@ def move_client(
     idle_timeout: float = 3.0,
     on_progress: ProgressFn | None = None,
     stop: Callable[[], bool] | None = None,
-    marked_by: str = "operator",
 ) -> MoveResult:
     """Move with likkerctl's own consumer; every message moved to a queue is marked with
-    `likker-moved-by` (`marked_by`), `likker-moved-from` and `likker-moved-to` headers."""
-    run = _ClientMove(
-        profile, source, sink, predicate, limit, prefetch, idle_timeout, on_progress, marked_by
-    )
+    `likker-moved-by: operator`, `likker-moved-from` and `likker-moved-to` headers."""
+    run = _ClientMove(profile, source, sink, predicate, limit, prefetch, idle_timeout, on_progress)
     if stop is not None:
         original_tick = run._tick
 
