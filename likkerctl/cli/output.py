@@ -164,5 +164,10 @@ def perform(
             on_progress=on_progress,
         )
     if done.result is None:
-        show(json_out, {"dry_run": True, **done.plan}, f"dry run: {done.summary}")
+        why = done.plan.get("engine_reason")
+        lines = [
+            f"dry run: {done.summary}",
+            *([f"engine {done.plan['engine']}: {why}"] if why else []),
+        ]
+        show(json_out, {"dry_run": True, **done.plan}, *lines)
     return done.result

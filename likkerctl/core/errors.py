@@ -56,6 +56,14 @@ class Conflict(LikkerError):
     """The world is not in a state to do it: a missing broker plugin, a port in use."""
 
 
+class NotConfigured(LikkerError):
+    """The profile names no source for it (no auth_url, no takers): not a failure. Its
+    message starts with "not configured", which is how the dashboard tells it from down."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"not configured: {what}")
+
+
 class Failed(LikkerError):
     """The operation ran and failed (a shovel terminated, a part did not become healthy)."""
 

@@ -9,6 +9,7 @@ its `params`, `plan()` and `execute()`; both return JSON-able dicts with a `summ
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import Any, Protocol
 
 from likkerctl.core import move
 from likkerctl.core.clients import auth, control, rabbit
-from likkerctl.core.errors import Failed, InvalidInput, NotFound
-from likkerctl.core.messages import predicate, sampling
+from likkerctl.core.errors import Conflict, Failed, InvalidInput, NotFound
+from likkerctl.core.messages import fields, predicate, sampling
 from likkerctl.core.messages.archive import ArchiveWriter, default_archive_path
 from likkerctl.core.profile import Profile
 
 ENGINES = ("auto", "broker", "client")
+ORIGINAL = "original"  # `dlq replay --to original`: each message to where it came from
 OnProgress = Callable[[move.Progress], None]
 
 
@@ -96,8 +98,11 @@ def perform(
     return Performed(plan, result, action.id)
 
 
-def parse_where(where: str | None) -> predicate.Predicate | None:
-    return predicate.parse(where) if where else None
+def parse_where(
+    where: str | None, aliases: dict[str, str] | None = None
+) -> predicate.Predicate | None:
+    """The --where predicate, with the profile's field aliases (Likker's by default)."""
+    return predicate.parse(where, fields.aliases_of(aliases)) if where else None
 
 
 def params_of(**kw: Any) -> dict[str, Any]:
@@ -114,18 +119,22 @@ def choose_engine(
     header_ok = pred is None or pred.broker_side
     if pred is not None and limit is not None:
         header_ok = False
+    why_client = pred.client_reason() if pred is not None else None
+    if pred is not None and limit is not None and why_client is None:
+        why_client = "--limit with a predicate needs likkerctl to count what matches"
     if engine == "client":
         return "client", "asked for"
     if engine == "broker":
         if not header_ok:
             raise InvalidInput(
-                "--engine broker needs a predicate on headers only (=, in on bot, user, post, "
-                "action, reason) and no --limit with a predicate",
+                f"--engine broker cannot run --where {pred.text if pred else ''!r}: "
+                f"{why_client}; the broker selects by = and in on headers only",
+                "engine",
             )
         mgmt.require_plugin(rabbit.SHOVEL_PLUGIN, "for --engine broker")
         return "broker", "asked for"
     if not header_ok:
-        return "client", "the predicate needs likkerctl to read each message"
+        return "client", str(why_client)
     if rabbit.SHOVEL_PLUGIN not in mgmt.enabled_plugins():
         return "client", f"the broker has no {rabbit.SHOVEL_PLUGIN} plugin"
     return "broker", "header predicate: the broker selects at its own speed"
@@ -142,10 +151,20 @@ def plan_move(
 ) -> dict[str, Any]:
     """What a move would do. `estimate` samples 500 messages to count the matching ones."""
     mgmt = rabbit.Management(profile)
-    mgmt.queue(source)
+    src = mgmt.queue(source)
+    if src.get("type") == "stream":
+        raise Conflict(
+            f"{source!r} is a stream: its messages are never removed by reading them, so "
+            "nothing can be moved out of it (read it with peek/top; copy with a shovel of "
+            "your own)"
+        )
     if destination is not None:
         mgmt.queue(destination)
     chosen, why = choose_engine(engine, pred, limit, mgmt)
+    if pred is not None and pred.reads_body:
+        # A body path on a body that is not JSON is the user's mistake: refuse before moving.
+        # A small sample, read the safest way the queue allows (it may refuse, too).
+        predicate.check_bodies(pred, list(sampling.sample(profile, source, 20)))
     total = rabbit.ready_count(profile, source)
     plan: dict[str, Any] = {
         "source": source,
@@ -161,12 +180,19 @@ def plan_move(
         plan["will_move"] = min(total, limit) if limit is not None else total
     elif estimate and total:
         msgs = sampling.sample(profile, source, 500)
-        hits = sum(1 for m in msgs if pred.matches(m.headers, m.redelivered))
+        hits = sum(1 for m in msgs if _matches(pred, m))
         share = hits / len(msgs) if msgs else 0.0
         est = round(share * total)
         plan["estimated_matching"] = min(est, limit) if limit is not None else est
         plan["estimate_from_sample"] = len(msgs)
     return plan
+
+
+def _matches(pred: predicate.Predicate, msg: fields.Envelope) -> bool:
+    try:
+        return pred(msg)
+    except fields.NotJson:
+        return False
 
 
 def describe_plan(plan: dict[str, Any], verb: str) -> str:
@@ -257,12 +283,20 @@ class QueueMove:
     limit: int | None = None
     engine: str = "auto"
     command: str = "shovel"
+    aliases: dict[str, str] | None = None  # the profile's field aliases
     pred: predicate.Predicate | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.source == self.destination:
             raise InvalidInput("source and destination are the same queue")
-        self.pred = parse_where(self.where)  # a bad predicate fails before anything runs
+        if self.destination == ORIGINAL and self.engine == "broker":
+            raise InvalidInput(
+                "--to original needs the client engine: each message goes to the queue it "
+                "names (x-death or likkerctl's marker), which a shovel cannot read",
+                "engine",
+            )
+        # A bad predicate fails before anything runs.
+        self.pred = parse_where(self.where, self.aliases)
 
     @property
     def verb(self) -> str:
@@ -275,15 +309,35 @@ class QueueMove:
         )
 
     def plan(self, profile: Profile, dry_run: bool) -> dict[str, Any]:
+        original = self.destination == ORIGINAL
         plan = plan_move(
-            profile, self.source, self.destination, self.pred, self.limit, self.engine, dry_run
+            profile,
+            self.source,
+            None if original else self.destination,
+            self.pred,
+            self.limit,
+            "client" if original else self.engine,
+            dry_run,
         )
+        if original:
+            plan.update(
+                destination=ORIGINAL,
+                engine_reason="each message goes back to the queue it came from (x-death, "
+                "or likkerctl's likker-moved-from marker); ones naming none stay",
+            )
+            if dry_run and plan["messages_in_source"]:
+                msgs = sampling.sample(profile, self.source, 500)
+                chosen = [m for m in msgs if self.pred is None or _matches(self.pred, m)]
+                origins = Counter(m.origin() or "(none: stays)" for m in chosen)
+                plan["origins_in_sample"] = dict(origins.most_common())
         return {**plan, "summary": describe_plan(plan, self.verb.capitalize())}
 
     def execute(
         self, profile: Profile, plan: dict[str, Any], on_progress: OnProgress | None
     ) -> dict[str, Any]:
-        sink = move.QueueSink(self.destination)
+        sink: move.Sink = (
+            move.OriginSink() if self.destination == ORIGINAL else move.QueueSink(self.destination)
+        )
         return _move_result(run_move(profile, plan, self.pred, sink, on_progress), f"{self.verb}d")
 
 
@@ -295,10 +349,11 @@ class Purge:
     where: str | None = None
     archive: Path | None = None
     command: str = "purge"
+    aliases: dict[str, str] | None = None  # the profile's field aliases
     pred: predicate.Predicate | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.pred = parse_where(self.where)
+        self.pred = parse_where(self.where, self.aliases)
 
     @classmethod
     def archived(cls, profile: Profile, queue: str, where: str | None = None) -> Purge:

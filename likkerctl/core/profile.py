@@ -57,6 +57,14 @@ class Profile:
     # Where `likkerctl-NAME` executable plugins are looked for before PATH
     # (default: plugins/ beside the config file).
     plugins_dir: str = ""
+    # RabbitMQ's CLI tools can reach this node (side-effect-free peek): its name, a file
+    # holding its Erlang cookie, and its epmd port when not 4369. The local stack's are known.
+    node: str | None = None
+    erlang_cookie_file: str | None = None
+    epmd_port: str | None = None
+    # Field aliases for --where, top --by, peek --show (`tenant = "header.x-tenant"`), on
+    # top of the Likker contract's (bot, user, post, action).
+    aliases: dict[str, str] = field(default_factory=dict)
     # Where each value came from, for `config show`.
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -165,6 +173,9 @@ def read_config(path: Path) -> dict[str, Any]:
                 f"{path}: profile {name!r}: unknown key(s) {', '.join(sorted(bad))}; "
                 f"known: {', '.join(sorted(FIELDS))}"
             )
+        aliases = table.get("aliases", {})
+        if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+            raise ConfigError(f'{path}: profile {name!r}: aliases are name = "field" strings')
         for key, value in table.items():
             if key in URL_LISTS:
                 if isinstance(value, str) or (
@@ -174,7 +185,7 @@ def read_config(path: Path) -> dict[str, Any]:
                 raise ConfigError(
                     f"{path}: profile {name!r}: {key} must be a list of URLs (or one string)"
                 )
-            if not isinstance(value, str):
+            if key != "aliases" and not isinstance(value, str):
                 raise ConfigError(f"{path}: profile {name!r}: {key} must be a string")
     return data
 
@@ -204,6 +215,10 @@ def local_profile(environ: Mapping[str, str]) -> Profile:
         audit_db_url=None
         if settings.db == "sqlite" and not settings.db_url
         else (settings.audit_store_url),
+        # Node 1, reachable by RabbitMQ's CLI with the stack's one cookie (every node's).
+        node=settings.node_name,
+        erlang_cookie_file=str(state / "erlang.cookie"),
+        epmd_port=str(settings.ports.epmd),
         sources={"*": f"local stack ({state})"},
     )
 

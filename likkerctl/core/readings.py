@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol, Self
 
 from likkerctl.core import errors, status
-from likkerctl.core.clients import alertmanager, auth, control
-from likkerctl.core.errors import Failed, LikkerError, first_line
-from likkerctl.core.messages import sampling
+from likkerctl.core.clients import alertmanager, auth, control, rabbit
+from likkerctl.core.errors import Failed, LikkerError, NotConfigured, NotFound, first_line
+from likkerctl.core.messages import fields, sampling
 from likkerctl.core.profile import Profile
 
 # Error kinds a recording can replay, by name.
@@ -26,6 +26,8 @@ KINDS: dict[str, type[LikkerError]] = {
     kind.__name__: kind
     for kind in (errors.Unreachable, errors.AuthRefused, errors.NotFound, errors.Failed)
 }
+# Replayed by its message, which says "not configured" (as the panel shows it).
+KINDS["NotConfigured"] = Failed
 
 PARTS = (
     *("nodes", "queues", "forecast", "takers", "alerts", "offenders", "bots", "audit"),
@@ -46,10 +48,22 @@ class Readings(Protocol):
 class LiveReadings:
     """The servers of a profile. Each fetch blocks: the dashboard calls it from a worker."""
 
-    def __init__(self, profile: Profile, sample_size: int = 500, all_queues: bool = False) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        sample_size: int = 500,
+        all_queues: bool = False,
+        offenders_by: str = "actor",
+        offenders_queue: str | None = None,
+    ) -> None:
         self.profile = profile
         self.sample_size = sample_size
         self.all_queues = all_queues
+        # What the offenders panel ranks, and in which queue: any field (header.task,
+        # body.tenant, an alias); checked now, so a bad one fails before the screen opens.
+        self.offenders_by = fields.parse_field(offenders_by, fields.aliases_of(profile.aliases))
+        self.offenders_queue = offenders_queue or profile.actions_queue
+        self.offenders_queue_given = offenders_queue is not None
 
     def now(self) -> float:
         return time.time()
@@ -71,7 +85,10 @@ class LiveReadings:
         return sources.forecast_all(self.profile).as_json()
 
     def _takers(self) -> list[dict[str, Any]]:
-        return control.command(self.profile, "status", timeout=1.0)
+        p = self.profile
+        if not rabbit.Management(p, timeout=3).exchange_exists(p.control_exchange):
+            raise NotConfigured(f"no takers' control exchange {p.control_exchange!r}")
+        return control.command(p, "status", timeout=1.0)
 
     def _alerts(self) -> dict[str, Any]:
         found = alertmanager.firing_alerts(self.profile)
@@ -80,19 +97,50 @@ class LiveReadings:
         return found
 
     def _offenders(self) -> dict[str, Any]:
-        """A sample of the actions queue: top actors, delivery counts (sampling redelivers)."""
-        p = self.profile
-        depth = status.queue_depth(p, p.actions_queue)
-        msgs = sampling.sample(p, p.actions_queue, self.sample_size) if depth else []
-        return {
-            "queue": p.actions_queue,
+        """A sample of the offenders queue: its top values of a field (actors by default)
+        and delivery counts; read in place when the broker allows (see sampling)."""
+        p, by = self.profile, self.offenders_by
+        queue = self.offenders_queue
+        try:
+            depth = status.queue_depth(p, queue)
+        except NotFound:
+            if self.offenders_queue_given:
+                raise
+            # Not a Likker broker: watch the queue in most trouble instead.
+            rows = status.by_trouble(status.queue_rows(p, self.all_queues))
+            # The management API's counts lag a statistics interval; AMQP's do not.
+            exact = rabbit.exact_counts(p, [r["name"] for r in rows])
+            busy = [r for r in rows if exact.get(r["name"], (0, 0))[0] > 0]
+            if not busy:
+                raise NotConfigured(
+                    f"no queue {queue!r}, and no other queue holds messages"
+                ) from None
+            queue = busy[0]["name"]
+            depth = status.queue_depth(p, queue)
+        taken = sampling.take(p, queue, self.sample_size) if depth else None
+        msgs = taken.messages if taken else []
+        rows = sampling.top(msgs, by, max(depth, len(msgs)), limit=10)
+        if by.name != "actor":
+            # The panel's rows are keyed by `actor`: the value, as shown.
+            rows = [{**r, "actor": fields.display(r[by.name])} for r in rows]
+        document = {
+            "queue": queue,
             "sampled": len(msgs),
             "depth": depth,
-            "actors": sampling.top(msgs, "actor", max(depth, len(msgs)), limit=10),
+            "actors": rows,
             "histogram": sampling.delivery_histogram(msgs),
         }
+        if by.name != "actor":
+            document["by"] = by.name
+        if queue != self.offenders_queue:
+            document["picked"] = "the queue in most trouble"
+        if taken is not None:
+            document["sampling"] = taken.mode
+        return document
 
     def _bots(self) -> dict[str, Any]:
+        if not self.profile.auth_url:
+            raise NotConfigured("no auth_url in this profile")
         return {str(b["bot_id"]): b for b in auth.AuthAdmin(self.profile, timeout=3).bots()}
 
     def _audit(self) -> list[dict[str, Any]]:

@@ -73,6 +73,39 @@ def queue_row(qd: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def trouble(row: dict[str, Any]) -> tuple[int, list[str]]:
+    """How much a queue needs looking at, and why: redeliveries, growth, no consumers.
+
+    A score for ranking any queue of any application, from its row (3: cycling through
+    redeliveries, 2: most deliveries are repeats, 2: growing, 1: messages and nobody
+    consuming them).
+    """
+    deliver = float(row.get("deliver_rate") or 0.0)
+    redeliver = float(row.get("redeliver_rate") or 0.0)
+    ack = float(row.get("ack_rate") or 0.0)
+    publish = float(row.get("publish_rate") or 0.0)
+    reasons: list[str] = []
+    score = 0
+    if redeliver > max(ack, 1.0):
+        score += 3
+        reasons.append(f"redelivering {redeliver:,.0f}/s, more than it acks")
+    elif deliver > 0 and redeliver / deliver > HOT_SHARE:
+        score += 2
+        reasons.append(f"{redeliver / deliver:.0%} of deliveries are redeliveries")
+    if publish >= 1.0 and publish > ack * 1.1:
+        score += 2
+        reasons.append(f"growing: {publish:,.0f}/s in, {ack:,.0f}/s acked")
+    if int(row.get("ready") or 0) > 0 and int(row.get("consumers") or 0) == 0:
+        score += 1
+        reasons.append("messages and no consumers")
+    return score, reasons
+
+
+def by_trouble(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows ranked by trouble; ties keep their order (actions queue, DLQ, then by name)."""
+    return sorted(rows, key=lambda r: -trouble(r)[0])
+
+
 def redeliveries_hot(row: dict[str, Any]) -> bool:
     """More redeliveries than acks (and at least one a second): messages are cycling."""
     return float(row.get("redeliver_rate", 0.0)) > max(float(row.get("ack_rate", 0.0)), 1.0)

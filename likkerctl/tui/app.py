@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 
 from likkerctl.core import operations
 from likkerctl.core.errors import first_line as describe_error
+from likkerctl.core.messages import fields
 from likkerctl.tui import render
 from likkerctl.tui.backend import PARTS, Backend
 from likkerctl.tui.parts import Part
@@ -357,8 +358,17 @@ class Dashboard(App[None]):
 
     def action_shovel_actor(self) -> None:
         def make() -> operations.Operation:
-            kind, ident = self._selected_actor()
             p = self.backend.profile
+            by = getattr(self.backend, "offenders_by", None)
+            if by is not None and by.name != "actor":
+                # Ranked by another field: move the selected value's messages.
+                value = self._selected("offenders")
+                if value is None:
+                    raise ValueError("select a row in the offenders panel first")
+                source = getattr(self.backend, "offenders_queue", p.actions_queue)
+                where = fields.equals(by.name, value)
+                return operations.QueueMove(source, p.dlq, where, aliases=p.aliases)
+            kind, ident = self._selected_actor()
             return operations.QueueMove(p.actions_queue, p.dlq, f"{kind}={ident}")
 
         self._act("Shovel the selected actor's messages to the DLQ", make)

@@ -121,8 +121,10 @@ class LiveBackend(LiveReadings):
         sample_size: int = 500,
         all_queues: bool = False,
         runbooks: Path | None = None,
+        offenders_by: str = "actor",
+        offenders_queue: str | None = None,
     ) -> None:
-        super().__init__(profile, sample_size, all_queues)
+        super().__init__(profile, sample_size, all_queues, offenders_by, offenders_queue)
         self.runbooks_path = runbooks
         self._book: tuple[RunbookSet, dict[str, Step]] | None = None
 

@@ -452,8 +452,12 @@ def plan_text(plan: dict[str, Any]) -> Text:
 
 def offenders_note(offenders: dict[str, Any] | None, bots_error: str | None) -> str:
     """The offenders panel's subtitle while its sample is fresh."""
-    if bots_error:
+    if bots_error and not bots_error.startswith("not configured"):
         return f"[yellow]auth: {bots_error}[/]"
     if offenders:
-        return f"{offenders['sampled']:,} of {offenders['depth']:,} sampled"
+        note = f"{offenders['sampled']:,} of {offenders['depth']:,} sampled"
+        if offenders.get("by") or offenders.get("picked"):
+            # Not the contract's actors of the actions queue: say what is ranked, and where.
+            note += f" of {offenders['queue']} by {offenders.get('by', 'actor')}"
+        return note
     return ""

@@ -100,15 +100,15 @@ def test_top_of_an_unknown_queue_is_exit_5_from_the_management_api(
     assert replay.paths_seen() == ["/api/queues/%2F/no.such.queue"]
 
 
-def test_peek_goes_to_amqp_first_so_an_unknown_queue_needs_the_broker(
+def test_peek_asks_the_queue_type_first_so_an_unknown_queue_is_exit_5(
     run: Runner, replay: ReplayServer
 ) -> None:
-    # peek samples over AMQP and asks the management API nothing: its "no queue" (exit 5)
-    # is tested against a broker in tests/ops.
+    # peek first reads the queue's type and arguments (how it may be sampled) from the
+    # management API, before any AMQP connection.
     done = run("peek", "no.such.queue")
-    assert done.code == 3
-    assert "error: RabbitMQ unreachable at amqp://guest:***@" in one_error_line(done)
-    assert replay.seen == []
+    assert done.code == 5
+    assert one_error_line(done) == "error: no queue 'no.such.queue' in vhost '/'"
+    assert replay.paths_seen()[0] == "/api/queues/%2F/no.such.queue"
 
 
 @pytest.mark.parametrize(
@@ -167,8 +167,9 @@ def test_engine_broker_with_a_predicate_it_cannot_bind_is_exit_2_with_the_reason
     done = run("shovel", ACTIONS, DLQ, "--engine", "broker", "--where", "deliveries>3", "--yes")
     assert done.code == 2
     assert one_error_line(done) == (
-        "error: --engine broker needs a predicate on headers only (=, in on bot, user, post, "
-        "action, reason) and no --limit with a predicate"
+        "error: --engine broker cannot run --where 'deliveries>3': 'deliveries >': "
+        "comparisons other than = and in need likkerctl to read each message; the broker "
+        "selects by = and in on headers only"
     )
     [entry] = audit(run)
     assert (entry["dry_run"], entry["result"]) == (False, "failed")  # refused, not executed

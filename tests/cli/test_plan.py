@@ -83,7 +83,7 @@ def test_forcing_the_broker_engine_on_a_predicate_it_cannot_bind_raises_invalid_
     profile: Profile,
 ) -> None:
     move = operations.QueueMove(ACTIONS, DLQ, "deliveries>3", engine="broker")
-    with pytest.raises(InvalidInput, match="--engine broker needs a predicate on headers only"):
+    with pytest.raises(InvalidInput, match="--engine broker cannot run --where"):
         move.plan(profile, dry_run=True)
 
 
@@ -91,7 +91,7 @@ def test_forcing_the_broker_engine_with_a_limit_and_a_predicate_raises_invalid_i
     profile: Profile,
 ) -> None:
     move = operations.QueueMove(ACTIONS, DLQ, "bot=1", limit=10, engine="broker")
-    with pytest.raises(InvalidInput, match="no --limit with a predicate"):
+    with pytest.raises(InvalidInput, match="--limit with a predicate needs likkerctl"):
         move.plan(profile, dry_run=True)
 
 
@@ -128,11 +128,18 @@ def test_auto_engine_is_the_broker_for_a_header_predicate_when_the_plugin_is_lis
 
 def test_auto_engine_is_the_client_for_a_predicate_on_message_state(profile: Profile) -> None:
     mgmt = rabbit.Management(profile)
-    for text in ("deliveries>3", "bot!=1", "redelivered=true", "bot=none"):
-        assert operations.choose_engine("auto", predicate.parse(text), None, mgmt) == (
-            "client",
-            "the predicate needs likkerctl to read each message",
-        ), text
+    says = {
+        "deliveries>3": "'deliveries >': comparisons other than = and in",
+        "bot!=1": "'bot !=': comparisons other than = and in",
+        "redelivered=true": "'redelivered' is counted by the broker per delivery",
+        "bot=none": "cannot match an absent header",
+        "body.tenant=acme": "'body.tenant' is in the message body",
+        'header."x-tenant"=acme': "ignores x- headers",
+    }
+    for text, why in says.items():
+        engine, reason = operations.choose_engine("auto", predicate.parse(text), None, mgmt)
+        assert engine == "client", text
+        assert why in reason, (text, reason)
 
 
 def test_a_purge_plan_of_an_unknown_queue_raises_not_found(profile: Profile) -> None:

@@ -43,6 +43,20 @@ def dashboard(
             show_default=False,
         ),
     ] = None,
+    offenders_by: Annotated[
+        str,
+        typer.Option(
+            "--offenders-by",
+            help="Field the offenders panel ranks: actor, header.NAME, body.PATH, a property "
+            "or an alias.",
+        ),
+    ] = "actor",
+    offenders_queue: Annotated[
+        str | None,
+        typer.Option(
+            "--offenders-queue", help="Queue the offenders panel samples [default: actions queue]"
+        ),
+    ] = None,
 ) -> None:
     """The live incident dashboard: queues, disk forecast, redeliveries, offenders, takers,
     alerts and the audit log, with every action one key away (previewed, then confirmed).
@@ -63,7 +77,13 @@ def dashboard(
             from likkerctl.plugins.runbooks import load_runbooks  # checks the file now
 
             load_runbooks(runbooks)  # a bad file fails here, not on `f`
-        backend = LiveBackend(state(ctx).profile, sample_size, runbooks=runbooks)
+        backend = LiveBackend(
+            state(ctx).profile,
+            sample_size,
+            runbooks=runbooks,
+            offenders_by=offenders_by,
+            offenders_queue=offenders_queue,
+        )
     if record is not None:
         data = record_parts(backend, record)
         failed = [p for p, v in data["parts"].items() if "error" in v]

@@ -57,7 +57,8 @@ def shovel(
     loses nothing, and running it again carries on. Non-matching messages go back to the
     tail of SOURCE.
     """
-    op = operations.QueueMove(source, destination, where, limit, engine)
+    aliases = state(ctx).profile.aliases
+    op = operations.QueueMove(source, destination, where, limit, engine, aliases=aliases)
     _report_move(perform(ctx, op, dry_run, yes, json_out, "moving"), json_out)
 
 
@@ -86,7 +87,7 @@ def purge(
     if no_archive and archive is not None:
         raise InvalidInput("--archive and --no-archive contradict each other")
     path = None if no_archive else (archive or default_archive_path(profile.state_path, queue))
-    op = operations.Purge(queue, where, path)
+    op = operations.Purge(queue, where, path, aliases=profile.aliases)
     _report_move(perform(ctx, op, dry_run, yes, json_out, "deleting"), json_out)
 
 
@@ -100,7 +101,10 @@ def dlq_list(
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Messages to read.")] = 10_000,
     json_out: JsonOut = False,
 ) -> None:
-    """Group dead letters by reason and actor (reads them and returns them at once)."""
+    """Group dead letters by reason and actor; `operator` for messages an operator moved.
+
+    Reads them the way `peek` does (in place when likkerctl reaches the node).
+    """
     profile = state(ctx).profile
     msgs = sampling.sample(profile, profile.dlq, limit)
     depth = status.queue_depth(profile, profile.dlq)
@@ -118,7 +122,12 @@ def dlq_replay(
     ctx: typer.Context,
     where: Where = None,
     to: Annotated[
-        str | None, typer.Option(help="Queue to replay into [default: the actions queue]")
+        str | None,
+        typer.Option(
+            help="Queue to replay into, or `original`: each message back to the queue it "
+            "came from (its x-death, or likkerctl's marker for moved ones) [default: the "
+            "actions queue]"
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     engine: Engine = "auto",
@@ -129,9 +138,11 @@ def dlq_replay(
     """Move dead letters back (all, or those matching --where), losslessly.
 
     Headers are kept, including likker-failure and x-death, so a replayed message's history
-    stays visible. Select with e.g. --where reason=retries-exhausted.
+    stays visible. Select with e.g. --where reason=retries-exhausted or reason=operator.
     """
     profile = state(ctx).profile
     destination = to or profile.actions_queue
-    op = operations.QueueMove(profile.dlq, destination, where, limit, engine, "dlq replay")
+    op = operations.QueueMove(
+        profile.dlq, destination, where, limit, engine, "dlq replay", aliases=profile.aliases
+    )
     _report_move(perform(ctx, op, dry_run, yes, json_out, "replaying"), json_out)

@@ -20,7 +20,8 @@ def status_cmd(
     ] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Queues, broker disk and alarms, takers and firing alerts at a glance."""
+    """Queues (every queue of the vhost, ranked by trouble: redeliveries, growth, no
+    consumers), broker disk and alarms, takers and firing alerts at a glance."""
     app_state = state(ctx)
     readings = app_state.readings or LiveReadings(app_state.profile, all_queues=all_queues)
     data = collect_status(readings)
@@ -34,7 +35,7 @@ def status_cmd(
         nodes_table(data["nodes"]),
         f"disk forecast{_source(data['forecast'])}: {forecast_line(data['forecast'])}",
         *([writer] if writer else []),
-        queues_table(data["queues"]),
+        queues_table(status.by_trouble(data["queues"])),
         takers_table(data["takers"], data.get("error")),
     )
     am = data["alertmanager"]
@@ -81,6 +82,7 @@ def queues_table(queues: list[dict[str, Any]]) -> Table:
     if replicated:
         table.add_column("replicas")
         table.add_column("leader")
+    table.add_column("trouble")
     for q in queues:
         redeliver = readable.count(q["redeliver_rate"])
         rep = q.get("replicas")
@@ -102,5 +104,6 @@ def queues_table(queues: list[dict[str, Any]]) -> Table:
             f"[red]{redeliver}[/]" if status.redeliveries_hot(q) else redeliver,
             str(q["consumers"]),
             *extra,
+            "[red]" + "; ".join(status.trouble(q)[1]) + "[/]",
         )
     return table

@@ -1,116 +1,106 @@
 """Sampling a queue without removing anything: peek, top offenders, dead-letter groups.
 
-RabbitMQ has no read-without-consuming for classic or quorum queues. We consume up to N
-messages with a prefetch of N, never ack them, and return them all with one
-`basic.nack(multiple, requeue)`. The effect on the sampled messages, stated in the help:
-they are marked `redelivered`, their quorum-queue `x-delivery-count` rises by one, a quorum
-queue puts them back at its tail (measured on 3.10), and for the milliseconds of the sample
-other consumers do not see them. Nothing is removed. Up to 200 messages are taken with
-basic.get, one at a time, so exactly those are touched; larger samples consume with a
-prefetch, ten times faster, and may touch a few more.
+How depends on the queue and the broker (`limits.plan_sampling`): a stream is read by
+offset and a quorum queue in place through the node's CLI when likkerctl can reach it, with
+no side effect; otherwise messages are taken and returned at once (`basic.nack` requeue):
+nothing is removed, but each sampled message is marked redelivered, its x-delivery-count
+rises by one (x-acquired-count from RabbitMQ 4.3), a quorum queue puts it back at its tail
+(measured on 3.10), and for the milliseconds of the sample other consumers do not see it.
+A quorum queue whose delivery-limit counts those returns (3.10 to 4.2) is not sampled that way
+at all: likkerctl refuses and says why. Up to 200 messages are taken with basic.get, one at
+a time, so exactly those are touched; larger samples consume with a prefetch, ten times
+faster, and may touch a few more (not on a queue with a delivery-limit: basic.get only).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pika
 import pika.exceptions
+import pika.spec
 
-from likkerctl.core import contract
-from likkerctl.core.clients import rabbit
-from likkerctl.core.errors import NotFound
+from likkerctl.core.clients import node, rabbit
+from likkerctl.core.errors import Conflict, Failed, InvalidInput, NotFound
+from likkerctl.core.messages import limits
 from likkerctl.core.messages.archive import jsonable
+from likkerctl.core.messages.fields import (
+    Envelope,
+    Field,
+    NotJson,
+    display,
+    key_of,
+    parse_field,
+)
 from likkerctl.core.profile import Profile
 
 SAMPLING_EFFECT = (
-    "Sampling takes the messages and returns them at once (basic.nack requeue): nothing is "
-    "removed, but each sampled message is marked redelivered, its x-delivery-count rises by "
-    "one, and on a quorum queue it goes back at the tail (RabbitMQ 3.10)."
+    "Effect on the queue, by type and version: a stream is read by offset and a quorum "
+    "queue in place (rabbitmq-queues peek, when likkerctl can reach the node: the local "
+    "stack, or a profile's node + erlang_cookie_file) — nothing changes. Otherwise the "
+    "messages are taken and returned at once (basic.nack requeue): nothing is removed, but "
+    "each is marked redelivered and its x-delivery-count rises by one (RabbitMQ 3.10 to 4.2; "
+    "from 4.3 x-acquired-count instead), and a quorum queue puts it back at the tail. A "
+    "quorum queue with a delivery-limit (set by argument or policy; 20 by default from 4.0) "
+    "is never sampled that way on 3.10 to 4.2: likkerctl refuses rather than dead-letter."
 )
 EXACT_UP_TO = 200
 
 
-@dataclass(frozen=True)
-class Sampled:
-    message_id: str | None
-    headers: dict[str, Any]
-    redelivered: bool
-    body: bytes
-    routing_key: str
-    exchange: str
+class Sampled(Envelope):
+    """A sampled message: an Envelope with the Likker contract's convenience readings."""
+
+    __slots__ = ()
 
     @property
-    def delivery_count(self) -> int:
-        """Deliveries before our sample (x-delivery-count; our own sample adds one)."""
-        try:
-            return int(self.headers.get("x-delivery-count", 0))
-        except (TypeError, ValueError):
-            return 0
-
-    def header(self, name: str) -> Any:
-        value = self.headers.get(name)
-        return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-    @property
-    def bot(self) -> int | None:
-        return _int(self.header(contract.H_BOT))
-
-    @property
-    def user(self) -> int | None:
-        return _int(self.header(contract.H_USER))
-
-    @property
-    def post(self) -> int | None:
-        return _int(self.header(contract.H_POST))
-
-    @property
-    def action(self) -> str | None:
-        value = self.header(contract.H_ACTION)
+    def message_id(self) -> str | None:
+        value = self.prop("message_id")
         return None if value is None else str(value)
 
-    @property
-    def actor(self) -> str:
-        if self.bot is not None:
-            return f"bot:{self.bot}"
-        return f"user:{self.user}" if self.user is not None else "unknown"
-
-    @property
-    def reason(self) -> str:
-        """Why a dead letter died: our header, else the broker's x-death reason."""
-        value = self.header(contract.H_FAILURE)
-        if value:
-            return str(value)
-        deaths = self.headers.get("x-death")
-        if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-            reason = deaths[0].get("reason")
-            if reason:
-                return f"x-death:{jsonable(reason)}"
-        return "unknown"
-
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, show: list[Field] | None = None) -> dict[str, Any]:
         try:
-            body: Any = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+            body: Any = self.json()
+        except NotJson:
             body = jsonable(self.body)
-        return {
+        props = self.props
+        properties = (
+            {k: jsonable(v) for k, v in vars(props).items() if v is not None and k != "headers"}
+            if props is not None and not isinstance(props, Mapping)
+            else {k: jsonable(v) for k, v in dict(props or {}).items() if k != "headers"}
+        )
+        doc: dict[str, Any] = {
             "message_id": self.message_id,
             "actor": self.actor,
             "bot": self.bot,
             "user": self.user,
-            "post": self.post,
-            "action": self.action,
+            "post": _int(self.header("likker-post")),
+            "action": self.header("likker-action"),
             "delivery_count": self.delivery_count,
+            "deliveries": self.deliveries,
             "redelivered": self.redelivered,
+            "reason": self.reason,
+            "origin": self.origin(),
             "routing_key": self.routing_key,
-            "headers": jsonable(self.headers),
+            "exchange": self.exchange,
+            "offset": self.offset,
+            "properties": properties,
+            "headers": jsonable(dict(self.headers)),
             "body": body,
         }
+        if show:
+            doc["fields"] = {f.name: jsonable(_safe(f, self)) for f in show}
+        return doc
+
+
+def _safe(f: Field, env: Envelope) -> Any:
+    try:
+        return f.value(env)
+    except NotJson:
+        return None
 
 
 def _int(value: Any) -> int | None:
@@ -120,8 +110,156 @@ def _int(value: Any) -> int | None:
         return None
 
 
+@dataclass
+class Sample:
+    """Messages read from a queue, and how: which way, why, and what that did to the queue."""
+
+    queue: str
+    messages: list[Sampled]
+    mode: str
+    why: str
+    effect: str
+    broker_version: str
+    delivery_limit: int | None
+    notes: list[str] = field(default_factory=list)
+
+    def about(self) -> dict[str, Any]:
+        return {
+            "sampling": self.mode,
+            "sampling_why": self.why,
+            "sampling_effect": self.effect,
+            "broker_version": self.broker_version,
+            "delivery_limit": self.delivery_limit,
+            "notes": self.notes,
+        }
+
+
+def queue_facts(profile: Profile, queue: str) -> limits.QueueFacts:
+    mgmt = rabbit.Management(profile, timeout=5)
+    info = mgmt.queue(queue)
+    version = str(mgmt.overview().get("rabbitmq_version", ""))
+    return limits.QueueFacts.of(info, version)
+
+
+def take(profile: Profile, queue: str, count: int, wait: float = 1.0) -> Sample:
+    """Up to `count` messages from the head of `queue`, the safest way this broker allows.
+
+    Raises Conflict when the only way would count toward the queue's delivery-limit.
+    """
+    facts = queue_facts(profile, queue)
+    unreachable = node.configured(profile)
+    plan = limits.plan_sampling(facts, unreachable)
+    sample = Sample(
+        queue, [], plan.mode or "refused", plan.why, plan.effect, facts.version_text,
+        facts.delivery_limit,
+    )  # fmt: skip
+    if plan.mode is None:
+        raise Conflict(f"not sampling: {plan.why}")
+    if plan.mode == limits.NODE_PEEK:
+        try:
+            sample.messages = _node_peek(profile, queue, count)
+            return sample
+        except Failed as exc:
+            # The CLI path failed (cookie, network): fall back only where that is harmless.
+            fallback = limits.plan_sampling(facts, str(exc))
+            if fallback.mode is None:
+                raise Conflict(f"not sampling: {fallback.why}") from exc
+            sample.mode, sample.why, sample.effect = fallback.mode, fallback.why, fallback.effect
+            sample.notes.append(f"side-effect-free peek failed: {exc}")
+    if plan.mode == limits.STREAM:
+        sample.messages = _stream_read(profile, queue, count, wait)
+    else:
+        exact = facts.delivery_limit is not None
+        sample.messages = _take_and_return(profile, queue, count, wait, exact)
+    return sample
+
+
 def sample(profile: Profile, queue: str, count: int, wait: float = 1.0) -> list[Sampled]:
-    """Up to `count` messages from the head of `queue`, returned to it afterwards."""
+    """Up to `count` messages from the head of `queue`, left in it (see `take`)."""
+    return take(profile, queue, count, wait).messages
+
+
+def _node_peek(profile: Profile, queue: str, count: int) -> list[Sampled]:
+    out = []
+    for p in node.peek(profile, queue, count):
+        props = pika.spec.BasicProperties()
+        props.decode(p.properties)
+        headers = dict(props.headers or {})
+        if p.delivery_count:
+            # What a delivery would carry (the broker adds it when delivering).
+            headers["x-delivery-count"] = p.delivery_count
+        out.append(
+            Sampled(
+                headers,
+                props,
+                p.body,
+                p.routing_keys[0] if p.routing_keys else "",
+                p.exchange,
+                p.delivery_count > 0,
+                queue,
+            )
+        )
+    return out
+
+
+def _keep(out: list[Sampled], queue: str) -> Callable[[Any, Any, bytes], None]:
+    def keep(method: Any, props: Any, body: bytes) -> None:
+        headers = dict(props.headers or {})
+        offset = headers.get("x-stream-offset")
+        out.append(
+            Sampled(
+                headers,
+                props,
+                body,
+                method.routing_key,
+                method.exchange,
+                bool(method.redelivered),
+                queue,
+                offset if isinstance(offset, int) else None,
+            )
+        )
+
+    return keep
+
+
+def _stream_read(profile: Profile, queue: str, count: int, wait: float) -> list[Sampled]:
+    """The first `count` messages of a stream: a consumer from offset `first`, no side effect.
+
+    Streams refuse nack and reject, which pika sends for deliveries that arrive after a
+    cancel: so the prefetch is the sample size and nothing is acked (an ack on a stream
+    only grants credit), and the broker sends no more than we keep.
+    """
+    conn = rabbit.connect(profile)
+    out: list[Sampled] = []
+    keep = _keep(out, queue)
+    try:
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=min(max(count, 1), 65_535))
+
+        def on_message(_channel: Any, method: Any, props: Any, body: bytes) -> None:
+            if len(out) < count:
+                keep(method, props, body)
+
+        ch.basic_consume(queue, on_message, arguments={"x-stream-offset": "first"})
+        deadline = time.monotonic() + wait
+        seen = 0
+        while len(out) < count and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.1)
+            if len(out) > seen:
+                seen, deadline = len(out), time.monotonic() + wait
+        return out[:count]
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        raise NotFound(f"cannot read stream {queue!r}: {exc.reply_text}") from exc
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def _take_and_return(
+    profile: Profile, queue: str, count: int, wait: float, exact_only: bool
+) -> list[Sampled]:
+    """Take and return. `exact_only`: basic.get only, each message nacked, none read ahead
+    (a reject or a closed channel counts toward a 4.3+ delivery-limit; a nack does not)."""
     conn = rabbit.connect(profile)
     try:
         ch = conn.channel()
@@ -134,78 +272,70 @@ def sample(profile: Profile, queue: str, count: int, wait: float = 1.0) -> list[
         if want == 0:
             return out
         last_tag = 0
+        keep = _keep(out, queue)
 
-        def keep(method: Any, props: Any, body: bytes) -> None:
+        def take_one(method: Any, props: Any, body: bytes) -> None:
             nonlocal last_tag
             last_tag = method.delivery_tag
-            out.append(
-                Sampled(
-                    props.message_id,
-                    dict(props.headers or {}),
-                    bool(method.redelivered),
-                    body,
-                    method.routing_key,
-                    method.exchange,
-                )
-            )
+            keep(method, props, body)
 
-        if want <= EXACT_UP_TO:
+        if want <= EXACT_UP_TO or exact_only:
             # basic.get takes exactly one message per call: no read-ahead to disturb.
             while len(out) < want:
                 method, props, body = ch.basic_get(queue)
                 if method is None:
                     break
-                keep(method, props, body)
+                take_one(method, props, body)
         else:
             # Consuming is ~10x faster; a quorum queue may deliver a few more than the
-            # prefetch, which go back with the rest when the channel closes.
+            # prefetch, which go back with a basic.reject (no harm without a limit).
             ch.basic_qos(prefetch_count=want)
             deadline = time.monotonic() + 2 * wait + want / 10_000
             for method, props, body in ch.consume(queue, inactivity_timeout=wait):
                 if method is None or time.monotonic() > deadline:
                     break
-                keep(method, props, body)
+                take_one(method, props, body)
                 if len(out) >= want:
                     break
-        if want > EXACT_UP_TO:
             # Cancel first: a consumer still active would be handed the returned messages
-            # straight back, counting another delivery for each.
+            # straight back, counting another delivery for each. (pika's cancel returns
+            # what it had read ahead with basic.reject.)
             ch.cancel()
         if last_tag:
             ch.basic_nack(last_tag, multiple=True, requeue=True)
-        return out
+        return out[:want]
     finally:
         if conn.is_open:
             conn.close()
 
 
-KEYS: dict[str, Callable[[Sampled], Any]] = {
-    "bot": lambda m: m.bot,
-    "user": lambda m: m.user,
-    "post": lambda m: m.post,
-    "action": lambda m: m.action,
-    "actor": lambda m: m.actor,
-}
+# -- reading a sample -----------------------------------------------------------------
+def top(
+    messages: Iterable[Envelope], by: str | Field, depth: int, limit: int = 10
+) -> list[dict[str, Any]]:
+    """Rank values of a field by share of the sample and by redeliveries.
 
-
-def top(messages: Iterable[Sampled], by: str, depth: int, limit: int = 10) -> list[dict[str, Any]]:
-    """Rank values of `by` by share of the sample and by redeliveries.
-
-    `estimated` scales the share to the queue's depth; `redeliveries` sums x-delivery-count
-    (deliveries before ours), the signal of a message cycling through nack-requeue.
+    `estimated` scales the share to the queue's depth; `redeliveries` sums deliveries
+    before ours (x-delivery-count, x-acquired-count on 4.3+): the signal of a message
+    cycling through nack-requeue. A body path on a non-JSON body ranks as missing.
     """
-    key = KEYS[by]
+    f = by if isinstance(by, Field) else parse_field(by)
     msgs = list(messages)
-    groups: dict[Any, list[Sampled]] = defaultdict(list)
+    groups: dict[Any, list[Envelope]] = defaultdict(list)
+    shown: dict[Any, Any] = {}
     for m in msgs:
-        groups[key(m)].append(m)
-    total_redeliveries = sum(m.delivery_count for m in msgs) or 1
+        value = _safe(f, m)
+        key = key_of(value)
+        groups[key].append(m)
+        shown[key] = value
+    total_redeliveries = sum(m.deliveries for m in msgs) or 1
     rows = []
-    for value, items in groups.items():
-        counts = [m.delivery_count for m in items]
+    for key, items in groups.items():
+        counts = [m.deliveries for m in items]
+        value = shown[key]
         rows.append(
             {
-                by: value,
+                f.name: value if not isinstance(value, (dict, list)) else display(value),
                 "messages": len(items),
                 "share": round(len(items) / len(msgs), 4),
                 "estimated": round(len(items) / len(msgs) * depth),
@@ -215,15 +345,15 @@ def top(messages: Iterable[Sampled], by: str, depth: int, limit: int = 10) -> li
                 "redelivered": sum(1 for m in items if m.redelivered),
             }
         )
-    rows.sort(key=lambda r: (r["messages"], r["redeliveries"]), reverse=True)
+    rows.sort(key=lambda r: (r["redeliveries"], r["messages"]), reverse=True)
     return rows[:limit]
 
 
-def delivery_histogram(messages: Iterable[Sampled]) -> dict[str, int]:
+def delivery_histogram(messages: Iterable[Envelope]) -> dict[str, int]:
     """Delivery counts in buckets 0, 1, 2-4, 5-9, 10-99, 100+."""
     buckets = Counter[str]()
     for m in messages:
-        n = m.delivery_count
+        n = m.deliveries
         label = (
             "0"
             if n == 0
@@ -241,7 +371,7 @@ def delivery_histogram(messages: Iterable[Sampled]) -> dict[str, int]:
     return {k: buckets.get(k, 0) for k in ("0", "1", "2-4", "5-9", "10-99", "100+")}
 
 
-def dead_letter_groups(messages: Iterable[Sampled]) -> dict[str, Any]:
+def dead_letter_groups(messages: Iterable[Envelope]) -> dict[str, Any]:
     msgs = list(messages)
     by_reason = Counter(m.reason for m in msgs)
     by_pair = Counter((m.reason, m.actor) for m in msgs)
@@ -252,3 +382,10 @@ def dead_letter_groups(messages: Iterable[Sampled]) -> dict[str, Any]:
             for (reason, actor), n in by_pair.most_common()
         ],
     }
+
+
+def check_json(samples: Iterable[Envelope], f: Field) -> None:
+    """Refuse a body path when no sampled body is JSON (exit 2)."""
+    msgs = list(samples)
+    if f.kind == "body" and f.path and msgs and not any(m.is_json for m in msgs):
+        raise InvalidInput(f"{f.name} reads the JSON body, but no sampled body is JSON", "by")

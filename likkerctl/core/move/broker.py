@@ -4,8 +4,10 @@ With a header predicate the shovel publishes into a temporary headers exchange b
 destination with the predicate's bindings, whose alternate exchange (a fanout) is bound back
 to the source: matching messages go to the destination, the others back to the source's
 tail. `src-delete-after: queue-length` bounds the run; `ack-mode: on-confirm` makes it
-lossless. The shovel lives in the broker: killing likkerctl does not stop it, and running
-the same move again waits for it and cleans up.
+lossless; `dest-add-forward-headers` marks what it moved (an x-shovelled entry naming our
+shovel, whose name ends with source and destination). The shovel lives in the broker:
+killing likkerctl does not stop it, and running the same move again waits for it and
+cleans up.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _exchanges_for(run_id: str) -> tuple[str, str]:
 
 
 def _run_id_of(name: str) -> str:
-    return name.removeprefix(SHOVEL_PREFIX)
+    return name.removeprefix(SHOVEL_PREFIX).partition(">")[0]
 
 
 def running_moves(mgmt: rabbit.Management, source: str | None = None) -> list[dict[str, Any]]:
@@ -167,7 +169,9 @@ def move_broker(
     if total == 0:
         return MoveResult("broker", source, destination, 0, 0, 0, 0, notes=notes)
     run_id = uuid.uuid4().hex[:12]
-    name = f"{SHOVEL_PREFIX}{run_id}"
+    # The name carries source and destination: the shovel's x-shovelled header carries the
+    # name, which tells a moved message (reason `operator`) from one sent back to the source.
+    name = f"{SHOVEL_PREFIX}{run_id}>{source}>{destination}"
     value: dict[str, Any] = {
         "src-protocol": "amqp091",
         "src-uri": "amqp://",
@@ -178,7 +182,7 @@ def move_broker(
         "dest-protocol": "amqp091",
         "dest-uri": "amqp://",
         "ack-mode": "on-confirm",
-        "dest-add-forward-headers": False,
+        "dest-add-forward-headers": True,
     }
     value["src-uri"] = value["dest-uri"] = shovel_uris(profile)
     selector = rest = None

@@ -23,10 +23,18 @@ from pika.spec import Basic
 
 from likkerctl.core.errors import Failed, LikkerError, NotFound, Unreachable
 from likkerctl.core.messages.archive import record
-from likkerctl.core.messages.predicate import Predicate
+from likkerctl.core.messages.fields import (
+    H_MOVED_BY,
+    H_MOVED_FROM,
+    H_MOVED_TO,
+    OPERATOR,
+    Envelope,
+)
+from likkerctl.core.messages.predicate import NotJson, Predicate
 from likkerctl.core.move.common import (
     FileSink,
     MoveResult,
+    OriginSink,
     Progress,
     ProgressFn,
     QueueSink,
@@ -69,6 +77,8 @@ class _ClientMove:
         self.closing = False
         self.matched = 0
         self.returned = 0
+        self.not_json = 0  # bodies a body-path predicate could not read: kept
+        self.no_origin = 0  # OriginSink: messages naming no queue they came from: kept
         self.error: str | None = None
         self.error_kind: type[LikkerError] = Failed
         self.url = ""
@@ -175,7 +185,14 @@ class _ClientMove:
             # hand it straight back to this consumer, counting a delivery each time.
             self.returned += 1
             return
-        match = self.predicate is None or self.predicate.matches(props.headers, method.redelivered)
+        env = self._envelope(method, props, body)
+        match = self.predicate is None or self._matches(env)
+        target = None
+        if match and isinstance(self.sink, OriginSink):
+            target = env.origin()
+            if target is None or target == self.source:
+                match = False
+                self.no_origin += 1
         if match and self.limit is not None and self.matched >= self.limit:
             self.returned += 1  # left unacked: back to the queue when we close
             self._stop_consuming()
@@ -185,8 +202,16 @@ class _ClientMove:
         if match:
             self.matched += 1
             sink = self.sink
-            if isinstance(sink, QueueSink):
-                self._publish(sink.queue, props, body, tag, "moved")
+            if isinstance(sink, (QueueSink, OriginSink)):
+                destination = sink.queue if isinstance(sink, QueueSink) else str(target)
+                # The operator's marker (DESIGN §4 header style): `dlq list` reads it as
+                # reason `operator`, and `dlq replay --to original` as the way back.
+                headers = dict(props.headers or {})
+                headers[H_MOVED_BY] = OPERATOR  # a person or a runbook: either way, not a failure
+                headers[H_MOVED_FROM] = self.source
+                headers[H_MOVED_TO] = destination
+                props.headers = headers
+                self._publish(destination, props, body, tag, "moved")
             elif isinstance(sink, FileSink):
                 sink.writer.write(
                     record(self.source, method.routing_key, method.redelivered, props, body)
@@ -200,6 +225,27 @@ class _ClientMove:
             self._publish(self.source, props, body, tag, "kept")
         if self.progress.scanned >= self.progress.total:
             self._stop_consuming()
+
+    def _envelope(
+        self, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
+    ) -> Envelope:
+        return Envelope(
+            props.headers,
+            props,
+            body,
+            method.routing_key or "",
+            method.exchange or "",
+            bool(method.redelivered),
+            self.source,
+        )
+
+    def _matches(self, env: Envelope) -> bool:
+        assert self.predicate is not None
+        try:
+            return self.predicate(env)
+        except NotJson:
+            self.not_json += 1
+            return False
 
     def _publish(
         self, queue: str, props: pika.BasicProperties, body: bytes, tag: int, kind: str
@@ -393,6 +439,8 @@ def move_client(
     on_progress: ProgressFn | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> MoveResult:
+    """Move with likkerctl's own consumer; every message moved to a queue is marked with
+    `likker-moved-by: operator`, `likker-moved-from` and `likker-moved-to` headers."""
     run = _ClientMove(profile, source, sink, predicate, limit, prefetch, idle_timeout, on_progress)
     if stop is not None:
         original_tick = run._tick
@@ -415,6 +463,11 @@ def move_client(
     if run.error and run.error_kind in (NotFound, Unreachable) and run.progress.scanned == 0:
         raise run.error_kind(run.error)
     p = run.progress
+    notes = []
+    if run.not_json:
+        notes.append(f"{run.not_json:,} message(s) whose body is not JSON did not match: kept")
+    if run.no_origin:
+        notes.append(f"{run.no_origin:,} message(s) name no queue they came from: kept")
     return MoveResult(
         engine="client",
         source=source,
@@ -427,4 +480,5 @@ def move_client(
         seconds=time.monotonic() - started,
         interrupted=run.interrupted,
         error=run.error,
+        notes=notes,
     )

@@ -65,6 +65,14 @@ class QueueSink:
 
 
 @dataclass
+class OriginSink:
+    """Each message back to the queue it came from (x-death, or likkerctl's own marker);
+    messages that name none stay in the source."""
+
+    label: str = "original queues"
+
+
+@dataclass
 class FileSink:
     writer: ArchiveWriter
 
@@ -77,4 +85,4 @@ class DropSink:
     label = "drop"
 
 
-Sink = QueueSink | FileSink | DropSink
+Sink = QueueSink | OriginSink | FileSink | DropSink

@@ -18,7 +18,11 @@ class Panel(Vertical):
 
     def freshness(self, part: Part, now: float, note: str = "") -> None:
         """Mark the panel down or stale if `part` failed; otherwise show `note`."""
-        if part.error and part.value is None:
+        if part.error and part.error.startswith("not configured"):
+            # The profile names no source for it (a bare broker): nothing is wrong.
+            self.border_subtitle = f"[dim]{part.error}[/]"
+            self.set_class(False, "-down")
+        elif part.error and part.value is None:
             self.border_subtitle = f"[b red]down[/]: {part.error}"
             self.set_class(True, "-down")
         elif part.error:
