@@ -189,10 +189,16 @@ def create_app(
         return token is not None and hmac.compare_digest(token.encode(), admin_token.encode())
 
     def require_admin(request: Request) -> None:
-        if bearer_token(request) is None:
+        token = bearer_token(request)
+        if token is None:
             raise ApiError(401, "unauthenticated", "missing bearer token")
-        if not is_admin(request):
-            raise ApiError(403, "forbidden", "admin token required")
+        if is_admin(request):
+            return
+        with Session(engine) as session:
+            known = session.get(Token, token_digest(token)) is not None
+        if not known:  # not a credential at all: unauthenticated, not merely not allowed
+            raise ApiError(401, "unauthenticated", "unknown bearer token")
+        raise ApiError(403, "forbidden", "admin token required")
 
     def principal_of(session: Session, request: Request) -> Token | None:
         token = bearer_token(request)
