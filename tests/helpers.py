@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -24,7 +25,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from likkerctl.core import contract
-from stack import procs, supervisor
+from stack import broker, procs, supervisor
 from stack.load import LoadReport, Population, run_load, setup_population
 from stack.settings import Ports, StackSettings
 
@@ -129,6 +130,16 @@ class RunningStack:
         )
         resp.raise_for_status()
         return resp.json() if resp.content else None
+
+    def rabbitmqctl(self, *args: str) -> None:
+        """Run `rabbitmqctl` against this stack's node (its own HOME, cookie and epmd)."""
+        subprocess.run(
+            [str(broker.RABBIT_BIN / "rabbitmqctl"), "-n", self.settings.node_name, *args],
+            env=broker.node_env(self.settings),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def queue(self, name: str) -> dict[str, Any]:
         return dict(self.mgmt(f"queues/%2F/{urllib.parse.quote(name, safe='')}"))
