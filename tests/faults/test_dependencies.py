@@ -10,6 +10,7 @@ answers 503 with `Retry-After` while it cannot accept a like durably.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,10 +24,17 @@ from typing import Any
 import pytest
 
 from likkerctl.core import contract
+from likkerctl.core.profile import load_profile
+from likkerctl.tui.backend import LiveBackend
+from likkerctl.tui.render import disk_text
+from likkerctl.webhook.payload import parse
 from stack import supervisor
 from stack.load import Population
+from tests.alertmanager_payload import alert, body
 from tests.conftest import stack_fixture
 from tests.helpers import RunningStack, wait_for
+from tests.ops.conftest import Cli
+from tests.ops.webhook_proc import webhook
 
 MAX_RETRIES = 5
 stack = stack_fixture(
@@ -250,3 +258,79 @@ def test_a_broker_alarm_blocks_publishers_the_gateway_503s_and_recovers_storing_
     assert set(report.statuses) <= {"202", "503"}, report.as_json()
     every = accepted + report.accepted["user"]
     assert stack.wait_stored(every) == dict.fromkeys(every, 1)
+
+
+def test_prometheus_down_forecast_and_dashboard_fall_back_to_the_sampler_and_say_so(
+    stack: RunningStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pop = stack.population(users=4, posts=3)
+    prometheus = stack.settings.prometheus_url
+    stack.kill_9("prometheus", stack.settings.ports.prometheus)
+    try:
+        accepted, refused = _likes(stack, _pairs(pop, slice(None)))  # likes do not need it
+        assert len(accepted) == 12 and not refused
+        done = _cli(stack, tmp_path, "forecast", "--json")  # bounded: the call's timeout
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["source"] == "sampler"
+        assert answer["fallback_reason"].startswith(f"Prometheus at {prometheus} did not answer")
+        # The dashboard's disk panel, from the same reading it refreshes with.
+        monkeypatch.setenv("LIKKER_STATE_DIR", str(stack.settings.state_dir))
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+        backend = LiveBackend(load_profile())
+        reading = backend.fetch("forecast")
+        assert reading["source"] == "sampler"
+        panel = disk_text(backend.fetch("nodes"), reading).plain
+        assert f"Prometheus at {prometheus} did not answer" in panel
+        assert "sampler instead" in panel
+    finally:
+        _restart(stack)
+    done = _cli(stack, tmp_path, "forecast", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["source"] == "prometheus"
+    assert stack.wait_stored(accepted) == dict.fromkeys(accepted, 1)
+
+
+def key_of(a: dict[str, Any]) -> str:
+    return parse(body(a)).alerts[0].key
+
+
+PAGE = """
+[runbooks.page]
+alerts = ["LikkerFaultPage"]
+target = "page {labels[alertname]}"
+
+[[runbooks.page.steps]]
+step = "escalate"
+"""
+
+
+def test_alertmanager_down_the_webhook_records_the_failed_page_and_status_says_unreachable(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    pop = stack.population(users=3, posts=2)
+    stack.kill_9("alertmanager", stack.settings.ports.alertmanager)
+    try:
+        accepted, refused = _likes(stack, _pairs(pop, slice(None)))
+        assert len(accepted) == 6 and not refused
+        done = _cli(stack, tmp_path, "status", "--json")
+        assert done.returncode == 0, done.stderr
+        seen = json.loads(done.stdout)["alertmanager"]
+        assert "unreachable" in seen["error"].lower(), seen
+        cli = Cli(stack, tmp_path)
+        (tmp_path / "hook").mkdir()
+        with webhook(cli, tmp_path / "hook", PAGE, "--mode", "enforce") as hook:
+            page = alert("LikkerFaultPage")
+            resp = hook.post(body(page))
+            assert resp.status_code == 200, resp.text
+            row = wait_for(lambda: hook.finished(key_of(page)), timeout=60)
+            assert row, hook.ledger()
+            assert row["outcome"] == "failed", row
+            [step] = [e for e in hook.audit(key_of(page)) if e["command"] == "escalate"]
+            assert step["result"] == "failed", step
+            assert "Alertmanager unreachable" in json.dumps(step), step
+    finally:
+        _restart(stack)
+    done = _cli(stack, tmp_path, "status", "--json")
+    assert "error" not in json.loads(done.stdout)["alertmanager"]
+    assert stack.wait_stored(accepted) == dict.fromkeys(accepted, 1)
