@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -26,7 +27,7 @@ from sqlalchemy import text
 
 from likkerctl.core import contract
 from likkerctl.core.contract.nodes import Nodes
-from stack import procs, supervisor
+from stack import broker, procs, supervisor
 from stack.db import make_engine
 from stack.load import LoadReport, Population, run_load, setup_population
 from stack.settings import Ports, StackSettings
@@ -148,6 +149,16 @@ class RunningStack:
                     raise
         resp.raise_for_status()
         return resp.json() if resp.content else None
+
+    def rabbitmqctl(self, *args: str) -> None:
+        """Run `rabbitmqctl` against this stack's node (its own HOME, cookie and epmd)."""
+        subprocess.run(
+            [str(broker.RABBIT_BIN / "rabbitmqctl"), "-n", self.settings.node_name, *args],
+            env=broker.node_env(self.settings),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def queue(self, name: str) -> dict[str, Any]:
         return dict(self.mgmt(f"queues/%2F/{urllib.parse.quote(name, safe='')}"))

@@ -169,7 +169,8 @@ def render(text: str, variables: Mapping[str, Any]) -> str:
         raise ValueError(
             f"unknown placeholder {{{exc.args[0]}}} in {text!r}; known: {', '.join(TEMPLATE_KEYS)}"
         ) from None
-    except (ValueError, IndexError, AttributeError) as exc:
+    except (ValueError, IndexError, AttributeError, TypeError) as exc:
+        # TypeError: a format spec on a label map, `{labels:d}`.
         raise ValueError(f"bad template {text!r}: {exc}") from None
 
 

@@ -169,6 +169,8 @@ def disk_text(nodes: list[dict[str, Any]] | None, forecast: dict[str, Any] | Non
             + (f", {regime}" if regime else ""),
             style="dim",
         )
+        if forecast.get("fallback_reason"):  # asked Prometheus first, and it failed
+            text.append(f"\n{forecast['fallback_reason']}: sampler instead", style="yellow")
     elif forecast is not None:
         text.append_text(forecast_text(None))
     return text

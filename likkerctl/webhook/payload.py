@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from likkerctl.core.store.alerts import alert_key
 
@@ -20,7 +20,9 @@ class PayloadError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    # Strict: Alertmanager sends RFC 3339 strings and JSON integers; a number where a time
+    # belongs (pydantic's lax mode reads it as a Unix time) or "5" for a count is not its.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, strict=True)
 
 
 class Alert(_Model):
@@ -53,6 +55,12 @@ class Notification(_Model):
     common_annotations: dict[str, str] = Field(alias="commonAnnotations")
     external_url: str = Field(alias="externalURL")
     alerts: list[Alert] = Field(min_length=1, max_length=1000)
+
+    @field_validator("truncated_alerts", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        # JSON Schema (and so any client generated from the document) calls 3.0 an integer.
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

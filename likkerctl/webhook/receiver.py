@@ -17,7 +17,15 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from likkerctl.core.contract.http import bearer_token, create_base_app, error_response
+from likkerctl.core.contract.http import (
+    BEARER,
+    add_schemas,
+    bearer_token,
+    create_base_app,
+    error_response,
+    errors,
+    json_body,
+)
 from likkerctl.core.errors import (
     Conflict,
     Failed,
@@ -28,7 +36,7 @@ from likkerctl.core.errors import (
     first_line,
 )
 from likkerctl.runbooks.context import Mode
-from likkerctl.webhook.payload import PayloadError, parse
+from likkerctl.webhook.payload import Notification, PayloadError, parse
 from likkerctl.webhook.remediator import Remediator
 
 DEFAULT_MAX_BODY = 1 << 20  # Alertmanager's notifications are a few KB per alert
@@ -57,6 +65,25 @@ def http_answer(exc: LikkerError) -> tuple[int, str]:
     return next(((s, c) for kind, s, c in HTTP_ANSWERS if isinstance(exc, kind)), (500, "error"))
 
 
+_RECEIVED = {
+    "type": "object",
+    "required": ["received", "alerts"],
+    "properties": {
+        "received": {"type": "integer", "minimum": 1},
+        "alerts": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _notification_schemas() -> dict[str, dict[str, object]]:
+    """Alertmanager's v4 payload as the validator reads it, for the OpenAPI components."""
+    schema = Notification.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    defs = schema.pop("$defs", {})
+    return {"AlertmanagerNotification": schema, **defs}
+
+
 def create_app(settings: ReceiverSettings, remediator: Remediator) -> FastAPI:
     app = create_base_app(
         "likkerctl webhook",
@@ -75,7 +102,37 @@ def create_app(settings: ReceiverSettings, remediator: Remediator) -> FastAPI:
         counted.labels(str(status)).inc()
         return error_response(status, code, detail, headers or None)
 
-    @app.post("/alerts", tags=["alertmanager"])
+    add_schemas(app, _notification_schemas())
+
+    @app.post(
+        "/alerts",
+        tags=["alertmanager"],
+        operation_id="receive_alerts",
+        response_class=JSONResponse,
+        responses={
+            200: {
+                "description": "Recorded; each alert's runbook runs (or is skipped) in the "
+                "background",
+                "content": {"application/json": {"schema": _RECEIVED}},
+            },
+            **errors(
+                400,
+                401,
+                404,
+                409,
+                413,
+                503,
+                s400="Not an Alertmanager v4 webhook payload (the detail names the field)",
+                s401="The receiver's bearer token is required",
+                s413=f"Body over the receiver's limit ({settings.max_body_bytes} bytes)",
+                s503="Its ledger or a target is unavailable; Alertmanager retries",
+            ),
+        },
+        openapi_extra={
+            **BEARER,
+            **json_body({"$ref": "#/components/schemas/AlertmanagerNotification"}),
+        },
+    )
     async def alerts(request: Request) -> JSONResponse:
         supplied = (bearer_token(request) or "").encode()
         if not hmac.compare_digest(supplied, expected):

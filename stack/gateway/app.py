@@ -22,7 +22,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.routing import Route
 
 from likkerctl.core import contract
-from likkerctl.core.contract.http import ApiError, bearer_token, create_base_app
+from likkerctl.core.contract.http import (
+    BEARER,
+    ERROR_CONTENT,
+    RETRY_AFTER_HEADER,
+    ApiError,
+    ErrorBody,
+    bearer_token,
+    create_base_app,
+    errors,
+    json_body,
+)
 from stack.gateway.principals import AuthUnavailable, BlockEventListener, Principal, PrincipalCache
 from stack.gateway.publisher import BrokerUnavailable, ConfirmPublisher
 
@@ -61,30 +71,50 @@ async def _json_object(request: Request, *, required: bool) -> dict[str, Any]:
 
 
 def _post_id(text: str) -> int:
-    # Up to 18 digits: every such id fits the stores' 64-bit integers.
-    if not _POST_ID.fullmatch(text):
-        raise ApiError(400, "invalid", "post_id must be an integer of at most 18 digits")
+    # At most 16 digits before int(): a huge path costs nothing to refuse.
+    if not _POST_ID.fullmatch(text) or not 1 <= int(text) <= contract.ID_MAX:
+        raise ApiError(400, "invalid", f"post_id must be an integer from 1 to {contract.ID_MAX}")
     return int(text)
 
 
-_POST_ID = re.compile(r"-?[0-9]{1,18}")
-_ERROR = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-        }
-    }
-}
+_POST_ID = re.compile(r"[0-9]{1,16}")
+# The canonical UUID spelling only (what the document promises), any case.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_PATTERN = "^" + _UUID.pattern + "$"
+_LIKE_ERRORS = (
+    (400, "Malformed body, post id (1 to 2**53 - 1) or Idempotency-Key (a UUID)"),
+    (401, "Missing or unknown token"),
+    (403, "Blocked bot"),
+    (404, "No such post"),
+    (413, "Body over 64 KiB"),
+    (503, "Broker, auth or likes service unavailable, or the broker blocking publishers"),
+)
 _LIKE_OPENAPI: dict[str, Any] = {
     "post": {
         "summary": "Like a post",
+        "operationId": "like_post",
         "description": "202 only once the broker confirmed the like; an Idempotency-Key "
-        "(UUID) becomes the request id, so a retried like is one like.",
+        "(UUID) becomes the request id, so a retried like is one like. A like has no fields: "
+        "the body may be empty or a JSON object, which is ignored.",
+        "security": BEARER["security"],
         "parameters": [
-            {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-            {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+            {
+                "name": "post_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1, "maximum": contract.ID_MAX},
+            },
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "format": "uuid", "pattern": _UUID_PATTERN},
+            },
         ],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
         "responses": {
             "202": {
                 "description": "Accepted: durable in the broker",
@@ -92,24 +122,32 @@ _LIKE_OPENAPI: dict[str, Any] = {
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "properties": {"request_id": {"type": "string"}},
+                            "required": ["request_id"],
+                            "properties": {"request_id": {"type": "string", "format": "uuid"}},
                         }
                     }
                 },
             },
             **{
-                str(status): {"description": why, "content": _ERROR}
-                for status, why in (
-                    (400, "Malformed body, post id or Idempotency-Key"),
-                    (401, "Missing or unknown token"),
-                    (403, "Blocked bot"),
-                    (404, "No such post"),
-                    (413, "Body over 64 KiB"),
-                    (503, "Broker or a service unavailable; Retry-After"),
-                )
+                str(status): {
+                    "description": why,
+                    "content": ERROR_CONTENT,
+                    **({"headers": RETRY_AFTER_HEADER} if status == 503 else {}),
+                }
+                for status, why in _LIKE_ERRORS
             },
         },
     }
+}
+_NEW_POST = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 5000}},
+}
+_POST_MADE = {
+    "type": "object",
+    "required": ["post_id", "author_user_id"],
+    "properties": {"post_id": {"type": "integer"}, "author_user_id": {"type": "integer"}},
 }
 
 
@@ -121,6 +159,7 @@ def _document_like_route(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = generate()
             schema["paths"]["/v1/posts/{post_id}/likes"] = _LIKE_OPENAPI
+            schema["components"]["schemas"]["ErrorBody"] = ErrorBody.model_json_schema()
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -195,7 +234,26 @@ def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None 
             raise _unavailable(f"likes service answered {resp.status_code}", settings.retry_after_s)
         known.add(post_id)
 
-    @app.post("/v1/posts", status_code=201)
+    @app.post(
+        "/v1/posts",
+        status_code=201,
+        operation_id="create_post",
+        response_class=JSONResponse,
+        responses={
+            201: {
+                "description": "The post",
+                "content": {"application/json": {"schema": _POST_MADE}},
+                "links": {
+                    "LikePost": {
+                        "operationId": "like_post",
+                        "parameters": {"post_id": "$response.body#/post_id"},
+                    }
+                },
+            },
+            **errors(400, 401, 403, 413, 503),
+        },
+        openapi_extra={**BEARER, **json_body(_NEW_POST)},
+    )
     async def create_post(request: Request) -> JSONResponse:
         principal = await authenticate(request)
         body = await _json_object(request, required=True)
@@ -232,10 +290,9 @@ def create_app(settings: GatewaySettings, *, publisher: ConfirmPublisher | None 
         await _json_object(request, required=False)  # a like has no fields, but junk is refused
         request_id = request.headers.get("idempotency-key")
         if request_id is not None:
-            try:
-                request_id = str(uuid.UUID(request_id))
-            except ValueError as exc:
-                raise ApiError(400, "invalid", "Idempotency-Key must be a UUID") from exc
+            if not _UUID.fullmatch(request_id):
+                raise ApiError(400, "invalid", "Idempotency-Key must be a UUID")
+            request_id = str(uuid.UUID(request_id))
         await ensure_post(post_id)
         message = contract.new_like(
             post_id, contract.Actor(principal.user_id, principal.bot_id), request_id

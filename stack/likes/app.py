@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from likkerctl.core.contract import ContractError, LikeMessage, parse_like
-from likkerctl.core.contract.http import ApiError, create_base_app
+from likkerctl.core.contract import ID_MAX, LIKE_SCHEMA, ContractError, LikeMessage, parse_like
+from likkerctl.core.contract.http import ApiError, Id, create_base_app, errors, json_body
 from stack.db import make_engine
 from stack.likes.batch import BATCH_OPENAPI, Outcome, parse_batch, parse_item
 from stack.likes.limits import BATCH_PATH, MAX_BATCH_BYTES, MAX_LIKE_BYTES, SINGLE_PATH
@@ -46,8 +46,37 @@ async def _body_capped(request: Request, limit: int) -> bytes:
 
 
 class NewPost(BaseModel):
-    author_user_id: int
+    author_user_id: int = Field(ge=1, le=ID_MAX)
     text: str = Field(min_length=1, max_length=5000)
+
+
+class PostView(BaseModel):
+    post_id: int
+    author_user_id: int
+
+
+class LikeCount(BaseModel):
+    post_id: int
+    count: int
+
+
+_POST_LINKS = {
+    "links": {
+        "ShowPost": {
+            "operationId": "show_post",
+            "parameters": {"post_id": "$response.body#/post_id"},
+        },
+        "CountLikes": {
+            "operationId": "like_count",
+            "parameters": {"post_id": "$response.body#/post_id"},
+        },
+    }
+}
+_LIKE_ANSWER = {
+    "type": "object",
+    "required": ["request_id", "stored"],
+    "properties": {"request_id": {"type": "string"}, "stored": {"type": "boolean"}},
+}
 
 
 class BanChecker:
@@ -117,21 +146,37 @@ def create_app(settings: LikesSettings, *, store: LikesStore | None = None) -> F
             authors.update(store.post_authors(missing))  # one query for the whole batch
         return {p: authors[p] for p in post_ids if p in authors}
 
-    @app.post("/v1/posts", status_code=201)
+    @app.post(
+        "/v1/posts",
+        status_code=201,
+        operation_id="create_post",
+        response_model=PostView,
+        responses={201: _POST_LINKS, **errors(400)},
+    )
     def create_post(body: NewPost) -> dict[str, object]:
         post_id = store.create_post(body.author_user_id, body.text)
         authors[post_id] = body.author_user_id
         return {"post_id": post_id, "author_user_id": body.author_user_id}
 
-    @app.get("/v1/posts/{post_id}")
-    def show_post(post_id: int) -> dict[str, object]:
+    @app.get(
+        "/v1/posts/{post_id}",
+        operation_id="show_post",
+        response_model=PostView,
+        responses=errors(400, 404, s404="No such post"),
+    )
+    def show_post(post_id: Id) -> dict[str, object]:
         author = author_of(post_id)
         if author is None:
             raise ApiError(404, "not-found", f"no post {post_id}")
         return {"post_id": post_id, "author_user_id": author}
 
-    @app.get("/v1/posts/{post_id}/likes")
-    def like_count(post_id: int) -> dict[str, object]:
+    @app.get(
+        "/v1/posts/{post_id}/likes",
+        operation_id="like_count",
+        response_model=LikeCount,
+        responses=errors(400, 404, s404="No such post"),
+    )
+    def like_count(post_id: Id) -> dict[str, object]:
         if author_of(post_id) is None:
             raise ApiError(404, "not-found", f"no post {post_id}")
         return {"post_id": post_id, "count": store.like_count(post_id)}
@@ -186,7 +231,35 @@ def create_app(settings: LikesSettings, *, store: LikesStore | None = None) -> F
 
     # The taker posts queue message bodies verbatim; they are parsed with the contract's own
     # parser (not a pydantic model) so a bad message gets the contract's error.
-    @app.post(SINGLE_PATH)
+    @app.post(
+        SINGLE_PATH,
+        operation_id="add_like",
+        response_class=JSONResponse,
+        responses={
+            201: {
+                "description": "Stored",
+                "content": {"application/json": {"schema": _LIKE_ANSWER}},
+            },
+            200: {
+                "description": "Already stored (a duplicate request id, or the same user and "
+                "post): nothing new",
+                "content": {"application/json": {"schema": _LIKE_ANSWER}},
+            },
+            **errors(
+                400,
+                403,
+                404,
+                413,
+                503,
+                s400="Not a like (the contract's parser says why)",
+                s403="The post's author banned the actor's user",
+                s404="No such post",
+                s413=f"Body over {MAX_LIKE_BYTES} bytes",
+                s503="Auth (for the ban check) or the store unavailable",
+            ),
+        },
+        openapi_extra=json_body(LIKE_SCHEMA),
+    )
     async def add_like_raw(request: Request) -> JSONResponse:
         return await run_in_threadpool(_add_like, await _body_capped(request, MAX_LIKE_BYTES))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from likkerctl.core.contract import ContractError, LikeMessage, parse_like, parse_like_data
-from likkerctl.core.contract.http import ApiError
+from likkerctl.core.contract.http import ERROR_CONTENT, RETRY_AFTER_HEADER, ApiError
 from stack.likes.limits import MAX_BATCH_BYTES, MAX_BATCH_ITEMS
 
 
@@ -65,11 +65,19 @@ def parse_batch(raw: bytes) -> list[Any]:
 
 # The batch body is parsed by hand (a bad item is that item's outcome, not a 422 for all),
 # so FastAPI cannot describe it: this does.
-_ERROR_SCHEMA = {
+_RESULT = {
     "type": "object",
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    "required": ["request_id", "status"],
+    "properties": {
+        "request_id": {"type": ["string", "null"]},
+        "status": {"type": "integer", "enum": [200, 201, 400, 403, 404, 503]},
+        "outcome": {"type": "string", "enum": ["stored", "duplicate"]},
+        "error": {"type": "string"},
+        "detail": {"type": ["string", "null"]},
+    },
 }
 BATCH_OPENAPI: dict[str, Any] = {
+    "operationId": "add_likes",
     "requestBody": {
         "required": True,
         "content": {
@@ -82,8 +90,9 @@ BATCH_OPENAPI: dict[str, Any] = {
                             "type": "array",
                             "maxItems": MAX_BATCH_ITEMS,
                             "description": "Like message bodies (DESIGN §4) as JSON objects, "
-                            "or a body's text as a string",
-                            "items": {"oneOf": [{"type": "object"}, {"type": "string"}]},
+                            "or a body's text as a string; any other item, like a bad one, is "
+                            "only that item's outcome (400 invalid)",
+                            "items": {},
                         }
                     },
                 }
@@ -98,22 +107,22 @@ BATCH_OPENAPI: dict[str, Any] = {
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "properties": {"results": {"type": "array", "items": {"type": "object"}}},
+                        "required": ["results"],
+                        "properties": {"results": {"type": "array", "items": _RESULT}},
                     }
                 }
             },
         },
-        "400": {
-            "description": "Not a batch",
-            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
-        },
+        "400": {"description": "Not a batch", "content": ERROR_CONTENT},
+        # More items than maxItems is a 413 (too large), not a 400.
         "413": {
             "description": f"Over {MAX_BATCH_ITEMS} items or {MAX_BATCH_BYTES} bytes",
-            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+            "content": ERROR_CONTENT,
         },
         "503": {
             "description": "The store failed: nothing of the batch was stored",
-            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+            "content": ERROR_CONTENT,
+            "headers": RETRY_AFTER_HEADER,
         },
     },
 }

@@ -119,8 +119,13 @@ def record(stack: RunningStack, out: Path, traffic: dict[str, Any]) -> dict[str,
             http.get(f"{s.auth_url}/v1/bots/{UNKNOWN_BOT}", headers=stack.admin, timeout=10)
         ),
         "auth_unauthorized": answer(http.get(f"{s.auth_url}/v1/bots", timeout=10)),
+        # A user's token (an unknown one is 401, like none).
         "auth_forbidden": answer(
-            http.get(f"{s.auth_url}/v1/bots", headers={"Authorization": "Bearer wrong"}, timeout=10)
+            http.get(
+                f"{s.auth_url}/v1/bots",
+                headers={"Authorization": f"Bearer {stack.new_user()['token']}"},
+                timeout=10,
+            )
         ),
     }
     expected = {

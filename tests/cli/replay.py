@@ -7,7 +7,8 @@ as the real servers do (their recorded error bodies):
 
 - `/api/...` needs HTTP basic auth with the recorded user (401 otherwise); an unknown object
   is RabbitMQ's JSON 404.
-- `/v1/...` needs the admin bearer token (401 without one, 403 with another); an unknown bot
+- `/v1/...` needs the admin bearer token (401 without one, 403 with another: the replay
+  cannot tell a user's token, 403 at auth, from an unknown one, 401); an unknown bot
   is the auth service's JSON 404.
 - Only GET is served: anything else is 405, so a dry run that tried to change something fails.
 

@@ -106,8 +106,37 @@ class ContractError(ValueError):
     """A message body that does not follow the contract."""
 
 
-# Ids are 64-bit signed integers in every store; a larger one is the message's fault.
-_ID_MAX = 2**63 - 1
+# Ids are JSON-safe integers (|id| <= 2**53 - 1): they fit every store's 64-bit integers and
+# survive every JSON reader (JavaScript, jq and schema validators read numbers as doubles,
+# and round larger ones). A larger one is the message's fault.
+ID_MAX = 2**53 - 1
+_ID_SCHEMA = {"type": "integer", "minimum": -ID_MAX, "maximum": ID_MAX}
+# What parse_like_data accepts, as JSON Schema (the likes service's OpenAPI document).
+LIKE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["request_id", "post_id", "actor"],
+    "properties": {
+        "request_id": {"type": "string", "format": "uuid"},
+        "action": {"const": "like"},
+        "post_id": _ID_SCHEMA,
+        "actor": {
+            "type": "object",
+            "required": ["user_id"],
+            "properties": {
+                "user_id": _ID_SCHEMA,
+                "bot_id": {"anyOf": [_ID_SCHEMA, {"type": "null"}]},
+            },
+        },
+        "received_at": {"type": "string", "description": "RFC 3339, when the gateway took it"},
+    },
+}
+
+
+def _integer(value: Any) -> Any:
+    """An integral JSON number (`7.0`) is an integer, as in JSON Schema; anything else as is."""
+    if type(value) is float and value.is_integer() and abs(value) <= ID_MAX:
+        return int(value)
+    return value
 
 
 def parse_like(body: bytes) -> LikeMessage:
@@ -130,19 +159,23 @@ def parse_like_data(data: Any) -> LikeMessage:
         user_id = actor["user_id"]
         bot_id = actor.get("bot_id")
         action = data.get("action", "like")
-        received_at = str(data.get("received_at", ""))
+        received_at = data.get("received_at", "")
     except (KeyError, TypeError, AttributeError) as exc:
         raise ContractError(f"missing field {exc}") from exc
     except ValueError as exc:
         raise ContractError("request_id is not a UUID") from exc
+    post_id, user_id = _integer(post_id), _integer(user_id)
+    bot_id = None if bot_id is None else _integer(bot_id)
     for name, value in (("post_id", post_id), ("actor.user_id", user_id)):
         if type(value) is not int:
             raise ContractError(f"{name} must be an integer")
     if bot_id is not None and type(bot_id) is not int:
         raise ContractError("actor.bot_id must be an integer or null")
     for name, value in (("post_id", post_id), ("actor.user_id", user_id), ("actor.bot_id", bot_id)):
-        if value is not None and not -_ID_MAX - 1 <= value <= _ID_MAX:
-            raise ContractError(f"{name} does not fit in 64 bits")
+        if value is not None and not -ID_MAX <= value <= ID_MAX:
+            raise ContractError(f"{name} is beyond 2**53 - 1 (not a JSON-safe integer)")
     if action != "like":
         raise ContractError(f"unknown action {action!r}")
+    if not isinstance(received_at, str):
+        raise ContractError("received_at must be a string (RFC 3339)")
     return LikeMessage(request_id, post_id, Actor(user_id, bot_id), received_at, action)

@@ -1,21 +1,36 @@
 """What every HTTP service of ours shares — the stack's and likkerctl's webhook: JSON
-errors, /healthz, /metrics, and serving.
+errors, /healthz, /metrics, honest OpenAPI documents, and serving.
 
 Errors are always `{"error": "<code>", "detail": "<one line>"}`; a caller's mistake is a 4xx
-(never FastAPI's default 422 shape, never a 5xx).
+(never FastAPI's default 422 shape, never a 5xx). Every 503 carries `Retry-After`; every 405
+carries `Allow` (all the methods of that path, not just one route's).
+
+The OpenAPI documents are tested by schemathesis against the running services
+(tests/stack/test_contract_fuzzing.py): each operation declares its body, every status it
+answers (`errors(...)`) and whether it needs a bearer token (`BEARER`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from likkerctl.core.contract import ID_MAX
+
+# Ids are positive JSON-safe integers (the contract's ID_MAX, 2**53 - 1): a larger one is the
+# caller's mistake (400), never an overflow in the database driver (500).
+Id = Annotated[int, Path(ge=1, le=ID_MAX)]
+# What a 503 tells the caller when nothing better is known.
+RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -32,7 +47,107 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
+        headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_S)}
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code and one line for people."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str
+    detail: str
+
+
+_WHY = {
+    400: "Malformed request: body, parameter or header (the detail names it)",
+    401: "Missing or unknown bearer token",
+    403: "The token may not do this",
+    404: "No such resource",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    415: "Unsupported media type",
+    503: "A dependency is unavailable; retry after Retry-After seconds",
+}
+# For documents written by hand (routes FastAPI cannot describe): a 503's header, an error.
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+ERROR_CONTENT: dict[str, Any] = {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+}
+BEARER: dict[str, Any] = {"security": [{"bearer": []}]}
+
+
+def errors(*statuses: int, **why: str) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` for these error statuses, each with the JSON error schema.
+
+    `why` overrides a description: `errors(400, 404, s404="No such post")`.
+    """
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "model": ErrorBody,
+            "description": why.get(f"s{status}", _WHY.get(status, "Error")),
+        }
+        if status == 503:
+            entry["headers"] = RETRY_AFTER_HEADER
+        out[status] = entry
+    return out
+
+
+def json_body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` for a route that parses its JSON body by hand."""
+    return {
+        "requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}
+    }
+
+
+def add_schemas(app: FastAPI, schemas: dict[str, dict[str, Any]]) -> None:
+    """Put named schemas into the document's components (for `$ref`s of hand-made bodies)."""
+    app.state.extra_schemas = {**getattr(app.state, "extra_schemas", {}), **schemas}
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path takes (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match is not Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
+
+
+def _honest(app: FastAPI) -> None:
+    """Post-process FastAPI's document: our handlers answer 400, never FastAPI's 422, so the
+    422 entries (and their schemas) go; the bearer scheme and hand-made schemas go in."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = generate()
+        for item in doc.get("paths", {}).values():
+            for operation in item.values():
+                operation.get("responses", {}).pop("422", None)
+        components = doc.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        schemas.update(getattr(app.state, "extra_schemas", {}))
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer"}
+        }
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 _STATUS_CODES = {
@@ -68,19 +183,33 @@ def create_base_app(title: str, registry: CollectorRegistry, health: Any = None)
         return error_response(400, "invalid", _first_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return error_response(exc.status_code, code, str(exc.detail), headers or None)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:
         detail = health() if health else {}
         return {"status": "ok", **detail}
 
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    _honest(app)
     return app
 
 

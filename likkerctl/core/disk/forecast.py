@@ -42,6 +42,7 @@ out is the headroom `free - limit`. From (time, free, limit) samples:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -281,9 +282,15 @@ def forecast(
     The fit uses the last `window_s` of the samples; a saw-tooth is looked for in all of
     them, so a caller that has a longer history passes it whole.
     """
-    ordered = sorted(samples, key=lambda s: s.t)
+    # A NaN or infinite reading (Prometheus's answer for a gap, a broken scrape) is no
+    # reading: one would make every fit, and so the ETA, NaN.
+    ordered = sorted(
+        (s for s in samples if math.isfinite(s.t) and math.isfinite(s.headroom)),
+        key=lambda s: s.t,
+    )
     if not ordered:
-        return Forecast("not enough data", METHOD, 0.0, 0, note="no samples")
+        note = "no samples" if not samples else "no finite samples"
+        return Forecast("not enough data", METHOD, 0.0, 0, note=note)
     end = ordered[-1].t
     recent = [s for s in ordered if s.t >= end - window_s]
     t = np.array([s.t for s in recent], dtype=float)
