@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from likkerctl.core.disk.figures import Forecast, Sample
 from likkerctl.core.disk.forecast import forecast
-from likkerctl.core.messages import predicate
+from likkerctl.core.messages import fields, predicate
 from likkerctl.runbooks import spec
 from likkerctl.runbooks.steps import builtin
 from likkerctl.webhook import payload
@@ -34,7 +34,16 @@ STEPS = builtin()
 # Words of the grammar, so generated text gets past the tokenizer into the parser.
 _TOKENS = st.sampled_from(
     [
-        *predicate.FIELDS,
+        *fields.LIKKER_ALIASES,
+        *fields.PROPERTIES,
+        *fields.COMPUTED,
+        "header.x-tenant",
+        'header."x tenant"',
+        "body.tenant",
+        "body.actor.user_id",
+        "body[0]",
+        "exists",
+        "missing",
         *predicate.OPS,
         "in",
         "and",
@@ -59,7 +68,14 @@ _TOKENS = st.sampled_from(
 )
 _PREDICATE_TEXT = st.one_of(st.text(max_size=60), st.lists(_TOKENS, max_size=14).map(" ".join))
 _HEADERS = st.dictionaries(
-    st.sampled_from([*predicate.HEADER_FIELDS.values(), "x-delivery-count", "other"]),
+    st.sampled_from(
+        [
+            *(h.removeprefix("header.") for h in fields.LIKKER_ALIASES.values()),
+            "x-delivery-count",
+            "x-tenant",
+            "other",
+        ]
+    ),
     st.one_of(
         st.none(),
         st.integers(),
