@@ -64,17 +64,3 @@ def stack_fixture(
                     postgres.wipe(stack.settings)  # its cluster may be outside the tmp dir
 
     return _stack
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """The one 3-node stack of a test session, shared by every cluster test.
-
-    A cluster takes about 45 s to start here; one per session keeps CI within its budget.
-    Tests that kill a node bring it back (`stack up`) before they end.
-    """
-    stack = start_stack(tmp_path_factory.mktemp("cluster"), nodes=3)
-    try:
-        yield stack
-    finally:
-        assert_all_gone(stack.down())

@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # pydantic only where payloads are parsed, not for every audi
 # for a human's decision (approve mode).
 QUEUED, RUNNING, PENDING = "queued", "running", approvals.PENDING
 UNFINISHED = (QUEUED, RUNNING, PENDING)
+# An alert of an incident whose runbook already runs (or ran): recorded, not run again.
+SAME_INCIDENT = "same incident"
 
 
 def this_process() -> dict[str, Any]:
@@ -107,6 +109,48 @@ class Ledger:
         with Session(self.engine) as session:
             row = session.get(ReceivedAlert, row_id)
             return row.as_json() if row else None
+
+    def open_incident(
+        self, group_key: str, runbook: str, labels: dict[str, str], since: datetime
+    ) -> int | None:
+        """The run already started for this incident, or None.
+
+        An incident is one alert firing on several nodes: the same labels but `instance`
+        (the disk alert of each node of a cluster). Its run is that of the first of them:
+        the same runbook, the same Alertmanager group, received since `since`, its alert
+        not resolved since. Alerts without an `instance` are each their own incident.
+        """
+        instance = labels.get("instance")
+        if instance is None:
+            return None
+        rest = {k: v for k, v in labels.items() if k != "instance"}
+        with Session(self.engine) as session:
+            runs = session.scalars(
+                select(ReceivedAlert)
+                .where(
+                    ReceivedAlert.group_key == group_key,
+                    ReceivedAlert.runbook == runbook,
+                    ReceivedAlert.status == "firing",
+                    ReceivedAlert.received_at >= since,
+                    ReceivedAlert.outcome != SAME_INCIDENT,
+                )
+                .order_by(ReceivedAlert.id)
+            ).all()
+            runs = [
+                r
+                for r in runs
+                if r.labels.get("instance") not in (None, instance)
+                and {k: v for k, v in r.labels.items() if k != "instance"} == rest
+            ]
+            resolved = set(
+                session.scalars(
+                    select(ReceivedAlert.alert_key).where(
+                        ReceivedAlert.alert_key.in_([r.alert_key for r in runs]),
+                        ReceivedAlert.status == "resolved",
+                    )
+                )
+            )
+        return next((r.id for r in runs if r.alert_key not in resolved), None)
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Runs not finished (queued, running, pending), oldest first."""

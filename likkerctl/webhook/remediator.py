@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from likkerctl.core.profile import Profile
@@ -36,6 +36,9 @@ from likkerctl.webhook.payload import Notification
 log = logging.getLogger("likkerctl.webhook")
 
 POLL_S = 1.0  # how often a pending run's decision is looked for
+# Alerts of one group within this long of its run are one incident (the stack's
+# Alertmanager repeats a notification after an hour: repeat_interval).
+INCIDENT_WINDOW = timedelta(hours=1)
 
 
 def alert_json(info: AlertInfo) -> dict[str, Any]:
@@ -139,6 +142,20 @@ class Remediator:
             info = AlertInfo(
                 alert.name, alert.key, alert.fingerprint, alert.labels, alert.annotations
             )
+            detail: dict[str, Any] | None = (
+                {"owner": self.owner, "alert": alert_json(info)} if runbook else None
+            )
+            # One alert per node (the disk alert on a cluster), one incident: one run.
+            incident = (
+                self.ledger.open_incident(
+                    note.group_key, runbook.name, dict(alert.labels), now - INCIDENT_WINDOW
+                )
+                if runbook is not None
+                else None
+            )
+            if incident is not None:
+                action = ledger_mod.SAME_INCIDENT
+                detail = {"incident_run": incident, "alert": alert_json(info)}
             row_id = self.ledger.claim(
                 alert,
                 note.group_key,
@@ -146,11 +163,11 @@ class Remediator:
                 self.mode if runbook else None,
                 action,
                 now,
-                {"owner": self.owner, "alert": alert_json(info)} if runbook else None,
+                detail,
             )
             if row_id is None:
                 action = "duplicate"
-            elif runbook is not None:
+            elif runbook is not None and incident is None:
                 self.pool.submit(self._run, row_id, info, runbook, now)
             self.metrics.alerts.labels(alert.status, action).inc()
             log.info("alert %s %s (%s): %s", alert.name, alert.status, alert.key, action)

@@ -120,3 +120,23 @@ def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
     assert [backoff.next() for _ in range(4)] == [0.5, 1.0, 2.0, 2.0]
     backoff.reset()
     assert backoff.next() == 0.5
+
+
+def test_the_dashboard_shows_a_down_node_by_name_and_a_degraded_queue_in_red() -> None:
+    from collections import deque
+
+    from likkerctl.tui import render
+
+    nodes = [
+        status.node_row(
+            {"name": "n1@h", "running": True, "disk_free": 900, "disk_free_limit": 100}
+        ),
+        status.node_row({"name": "n2@h", "running": False}),
+    ]
+    text = render.disk_text(nodes, None).plain
+    assert "n2@h: DOWN" in text and "on n1@h" in text
+    row = status.queue_row(
+        {"name": "likker.actions", "members": MEMBERS, "online": ["n1@h", "n3@h"], "leader": "n1@h"}
+    )
+    ((_key, cells),) = render.queue_rows([row], {"likker.actions": deque()})
+    assert str(cells[0]) == "likker.actions 2/3 online"
