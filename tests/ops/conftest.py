@@ -109,3 +109,16 @@ def depth(stack: RunningStack, queue: str) -> int:
         return int(conn.channel().queue_declare(queue, passive=True).method.message_count)
     finally:
         conn.close()
+
+
+@pytest.fixture
+def nodeless(ops_stack: RunningStack, tmp_path: Path) -> dict[str, str]:
+    """Environment for a profile with the stack's URLs but no node: no in-place peek."""
+    cfg = tmp_path / "likkerctl" / "config.toml"
+    cfg.parent.mkdir(parents=True)
+    s = ops_stack.settings
+    cfg.write_text(
+        f'default_profile = "bare"\n[profiles.bare]\namqp_url = "{s.amqp_url}"\n'
+        f'mgmt_url = "{s.management_url}"\n'
+    )
+    return {"XDG_CONFIG_HOME": str(tmp_path)}

@@ -57,19 +57,21 @@ def test_status_table_for_people(cli: Cli) -> None:
 
 
 def test_peek_shows_messages_and_leaves_them_in_place(
-    cli: Cli, ops_stack: RunningStack, queues: tuple[str, str]
+    cli: Cli, ops_stack: RunningStack, queues: tuple[str, str], nodeless: dict[str, str]
 ) -> None:
     src, _ = queues
     ids = fill_queue(ops_stack.settings.amqp_url, src, 30, bot_every=3, bot_id=BOT, declare=False)
-    run = cli("peek", src, "-n", "5", "--json")
+    # Without the node (no side-effect-free peek), sampling takes and returns.
+    run = cli("peek", src, "-n", "5", "--json", env=nodeless)
     assert run.rc == 0, run.stderr
+    assert run.json["sampling"].startswith("take and return")
     msgs = run.json["messages"]
     assert [m["message_id"] for m in msgs] == list(ids)[:5]
     assert msgs[0]["actor"] == f"bot:{BOT}" and msgs[1]["actor"].startswith("user:")
     assert msgs[0]["body"]["request_id"] == msgs[0]["message_id"]
     assert wait_for(lambda: depth(ops_stack, src) == 30)
     # The documented effect: exactly the sampled messages come back redelivered, with one
-    # more delivery, at the tail of the quorum queue.
+    # more delivery, at the tail of the quorum queue. (Read in place through the node.)
     again = cli("peek", src, "-n", "30", "--json").json["messages"]
     assert [m["message_id"] for m in again] == list(ids)[5:] + list(ids)[:5]
     assert [m["redelivered"] for m in again] == [False] * 25 + [True] * 5
@@ -77,11 +79,11 @@ def test_peek_shows_messages_and_leaves_them_in_place(
 
 
 def test_top_ranks_the_bot_first_by_share_and_redeliveries(
-    cli: Cli, ops_stack: RunningStack, queues: tuple[str, str]
+    cli: Cli, ops_stack: RunningStack, queues: tuple[str, str], nodeless: dict[str, str]
 ) -> None:
     src, _ = queues
     fill_queue(ops_stack.settings.amqp_url, src, 400, bot_every=2, bot_id=BOT, declare=False)
-    cli("peek", src, "-n", "400")  # every message once more delivered
+    cli("peek", src, "-n", "400", env=nodeless)  # taken and returned: once more delivered
     assert wait_for(lambda: depth(ops_stack, src) == 400)  # returns land asynchronously
     run = cli("top", src, "--by", "bot", "--json")
     assert run.rc == 0, run.stderr
@@ -136,11 +138,14 @@ def test_unreachable_broker_names_the_url_exit_3(cli: Cli) -> None:
     assert f"127.0.0.1:{port}" in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
-def test_wrong_credentials_exit_4(cli: Cli, queues: tuple[str, str]) -> None:
+def test_wrong_credentials_exit_4(
+    cli: Cli, queues: tuple[str, str], nodeless: dict[str, str]
+) -> None:
     run = cli("status", env={"LIKKER_MGMT_PASSWORD": "wrong"})
     assert run.rc == 4 and "refused" in run.stderr
     amqp = cli.stack.settings.amqp_url.replace("guest:guest", "guest:wrong")
-    run = cli("peek", queues[0], env={"LIKKER_AMQP_URL": amqp})
+    # Without the node, peek reads over AMQP (with it, it would not need the password).
+    run = cli("peek", queues[0], env={**nodeless, "LIKKER_AMQP_URL": amqp})
     assert run.rc == 4 and "***" in run.stderr and "wrong" not in run.stderr
 
 

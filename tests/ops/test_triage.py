@@ -11,7 +11,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pika
 import pytest
@@ -51,19 +50,6 @@ def held_ids(stack: RunningStack, queue: str) -> list[str]:
 @pytest.fixture
 def tag() -> str:
     return uuid.uuid4().hex[:8]
-
-
-@pytest.fixture
-def nodeless(ops_stack: RunningStack, tmp_path: Path) -> dict[str, str]:
-    """Environment for a profile with the stack's URLs but no node: no in-place peek."""
-    cfg = tmp_path / "likkerctl" / "config.toml"
-    cfg.parent.mkdir(parents=True)
-    s = ops_stack.settings
-    cfg.write_text(
-        f'default_profile = "bare"\n[profiles.bare]\namqp_url = "{s.amqp_url}"\n'
-        f'mgmt_url = "{s.management_url}"\n'
-    )
-    return {"XDG_CONFIG_HOME": str(tmp_path)}
 
 
 def publish_jobs(stack: RunningStack, queue: str, count: int) -> None:
