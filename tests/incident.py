@@ -8,6 +8,7 @@ recovery test (tests/stack/test_forecast_recovery.py) and benchmark
   stack writes (the broker's log, Prometheus, the likes store, logs), so a test can expect
   what the broker's behaviour implies. Needs root (as the stack's packages do).
 - `StoppableLoad`: the load generator in a thread, stopped when the test is done with it.
+- `disk_full_ran_once`: the webhook's disk-full run, each step once and for real (its audit).
 - `fix`: the fix an operator makes with likkerctl's commands: block the bot, pause the
   takers (they hold the bot's cycling messages under `requeue`), shovel the bot's messages
   to the DLQ, resume.
@@ -19,6 +20,7 @@ import asyncio
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -102,3 +104,20 @@ def fix(cli: Cli, bot_id: int) -> dict[str, float]:
         assert done.rc == 0, f"{' '.join(args)}: {done.stderr}"
         ended[" ".join(args[:2])] = time.time()
     return ended
+
+
+def disk_full_ran_once(cli: Cli, alert_key: str) -> dict[str, dict[str, Any]]:
+    """Each step of the disk-full runbook ran once, for real and ok, under the alert's key:
+    the audit entries by command."""
+    audit = cli("audit", "--alert", alert_key, "--json").json["entries"]
+    assert Counter(e["command"] for e in audit) == {
+        "runbook disk-full": 1,
+        "find-offenders": 1,
+        "bots block": 1,
+        "takers pause": 1,
+        "shovel": 1,
+        "takers resume": 1,
+        "verify-forecast": 1,
+    }, audit
+    assert all(e["result"] == "ok" and not e["dry_run"] for e in audit), audit
+    return {e["command"]: e for e in audit}

@@ -13,7 +13,6 @@ import json
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from likkerctl.core.profile import Profile
 from likkerctl.runbooks.steps import recovered
 from tests.conftest import stack_fixture
 from tests.helpers import RunningStack, drain_ids, free_ports, wait_for
+from tests.incident import disk_full_ran_once
 from tests.ops.conftest import Cli
 
 HEADROOM = 600_000_000
@@ -139,18 +139,7 @@ def test_friday_under_requeue_is_fixed_by_the_webhook_unattended(
     print(f"webhook: alert received → last step in {row['seconds']:.1f}s")
 
     # Each step ran once, for real, under the alert's key.
-    audit = cli("audit", "--alert", row["alert"], "--json").json["entries"]
-    assert Counter(e["command"] for e in audit) == {
-        "runbook disk-full": 1,
-        "find-offenders": 1,
-        "bots block": 1,
-        "takers pause": 1,
-        "shovel": 1,
-        "takers resume": 1,
-        "verify-forecast": 1,
-    }, audit
-    assert all(e["result"] == "ok" and not e["dry_run"] for e in audit), audit
-    steps = {e["command"]: e for e in audit}
+    steps = disk_full_ran_once(cli, row["alert"])
     assert steps["bots block"]["params"]["bot"] == pop.bot.bot_id
     assert steps["shovel"]["params"]["where"] == f"bot in ({pop.bot.bot_id})"
 
