@@ -157,11 +157,26 @@ def join(settings: StackSettings, node: BrokerNode) -> None:
     for step in (("stop_app",), ("join_cluster", seed.node_name), ("start_app",)):
         done = rabbitmqctl(settings, node, *step, timeout=120)
         if done.returncode != 0:
-            why = (done.stderr or done.stdout).strip().splitlines()
+            why = failure_reason(done.stderr or done.stdout) or str(done.returncode)
             raise JoinFailed(
                 f"node {node.node_name} did not join {seed.node_name}: `rabbitmqctl "
-                f"{' '.join(step)}` failed: {why[-1] if why else done.returncode} (log {log})"
+                f"{' '.join(step)}` failed: {why} (log {log})"
             )
+
+
+def failure_reason(output: str) -> str:
+    """What a failed rabbitmqctl said, in one line.
+
+    Its error, and when it printed diagnostics their first suggestion (for a cookie
+    mismatch: "check if the Erlang cookie is identical..."); the last line alone is the
+    CLI's own cookie hash there, which tells nobody anything.
+    """
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    error = next((line for line in lines if line.startswith("Error")), lines[-1])
+    hint = next((line for line in lines if line.startswith("* suggestion:")), None)
+    return f"{error} {hint.removeprefix('* ')}" if hint else error
 
 
 def epmd_argv(settings: StackSettings) -> list[str]:
