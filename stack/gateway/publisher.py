@@ -28,6 +28,7 @@ from pika.channel import Channel
 from pika.spec import Basic
 
 from likkerctl.core.contract.nodes import Backoff, Nodes, where
+from likkerctl.core.contract.writes import coalesce_writes
 
 log = logging.getLogger("likker.gateway.publisher")
 
@@ -181,7 +182,7 @@ class ConfirmPublisher:
         if self._url is not None:
             self._nodes.opened(self._url)
         self._opened = True
-        _coalesce_writes(conn)
+        coalesce_writes(conn)
         conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_open_error(self, conn: pika.BaseConnection, err: BaseException) -> None:
@@ -289,27 +290,3 @@ def _apply(settled: list[Settled]) -> None:
             fut.set_result(None)
         else:
             fut.set_exception(exc)
-
-
-def _coalesce_writes(conn: pika.BaseConnection) -> None:
-    """Send pika's queued frames in one syscall instead of one per frame.
-
-    pika writes each frame (three per publish) with its own send(); likkerctl's client move
-    engine does the same (likkerctl/core/move/client.py, measured in bench/bench_moves.py).
-    Patched on this connection's transport only; without the private attribute we just run
-    slower.
-    """
-    transport = getattr(conn, "_transport", None)
-    buffers = getattr(transport, "_tx_buffers", None)
-    produce = getattr(transport, "_produce", None)
-    if transport is None or buffers is None or produce is None:
-        return
-
-    def produce_joined() -> None:
-        if len(buffers) > 1:
-            joined = b"".join(buffers)
-            buffers.clear()
-            buffers.append(joined)
-        produce()
-
-    transport._produce = produce_joined

@@ -21,6 +21,7 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic
 
+from likkerctl.core.contract.writes import coalesce_writes
 from likkerctl.core.errors import Failed, LikkerError, NotFound, Unreachable
 from likkerctl.core.messages.archive import record
 from likkerctl.core.messages.fields import (
@@ -122,7 +123,7 @@ class _ClientMove:
             self.error, self.error_kind = None, Failed  # never opened: the next node
 
     def _on_open(self, conn: SelectConnection) -> None:
-        _coalesce_writes(conn)
+        coalesce_writes(conn)
         conn.channel(on_open_callback=self._on_channel)
 
     def _on_open_error(self, _conn: SelectConnection, exc: BaseException) -> None:
@@ -378,29 +379,6 @@ class _ClientMove:
         if self.on_progress and self.progress.total:
             self.on_progress(self.progress)
         self.conn.ioloop.call_later(self.TICK, self._tick)
-
-
-def _coalesce_writes(conn: SelectConnection) -> None:
-    """Send pika's queued frames in one syscall instead of one per frame.
-
-    pika writes each frame (three per publish) with its own send(); joining what is queued
-    nearly doubles the client engine's rate here (bench/bench_moves.py). Patched on this
-    connection's transport only; without the private attribute we just run slower.
-    """
-    transport = getattr(conn, "_transport", None)
-    buffers = getattr(transport, "_tx_buffers", None)
-    produce = getattr(transport, "_produce", None)
-    if transport is None or buffers is None or produce is None:
-        return
-
-    def produce_joined() -> None:
-        if len(buffers) > 1:
-            joined = b"".join(buffers)
-            buffers.clear()
-            buffers.append(joined)
-        produce()
-
-    transport._produce = produce_joined
 
 
 @contextlib.contextmanager
