@@ -21,6 +21,39 @@ from tests.postgres import PostgresServer, running_postgres
 DATABASES = ("sqlite", "postgresql")
 
 
+# `-n 2 --dist loadgroup` (pyproject): each group runs whole on one worker, so a module-
+# or package-scoped stack is started once. Groups are modules, and the cluster package is
+# one group (its 3-node stack is package-scoped). Long groups go first so that the two
+# workers finish together (measured durations: docs/BENCHMARKS.md, "The test suite").
+LONG_FIRST = (
+    "tests/cluster",
+    "tests/stack/test_forecast.py",
+    "tests/stack/test_forecast_recovery.py",
+    "tests/ops/test_moves.py",
+    "tests/faults",
+    "tests/stack/test_stack_lifecycle.py",
+    "tests/stack/test_likes_path.py",
+    "tests/stack/test_incident_requeue.py",
+)
+
+
+def _group(item: pytest.Item) -> str:
+    path = item.nodeid.split("::", 1)[0]
+    return "tests/cluster" if path.startswith("tests/cluster/") else path
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((i for i, p in enumerate(LONG_FIRST) if path.startswith(p)), len(LONG_FIRST))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    items.sort(key=_rank)  # stable: a module's tests keep their order
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the whole session; each stack gets a database on it."""

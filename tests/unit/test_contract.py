@@ -5,6 +5,10 @@ import pytest
 
 from likkerctl.core import contract
 
+# A fixed request id: parametrize ids are built from the bodies, and pytest-xdist's workers
+# must collect the same ids.
+RID = "5f0c1a52-6d1e-4c3b-9a7e-0b1c2d3e4f50"
+
 
 def test_new_like_carries_headers_for_routing_without_x_prefix() -> None:
     msg = contract.new_like(12, contract.Actor(7, 42))
@@ -44,21 +48,17 @@ def test_parse_round_trips() -> None:
             "UUID",
         ),
         (
-            json.dumps(
-                {"request_id": str(uuid.uuid4()), "post_id": "1", "actor": {"user_id": 1}}
-            ).encode(),
+            json.dumps({"request_id": RID, "post_id": "1", "actor": {"user_id": 1}}).encode(),
             "post_id must be an integer",
         ),
         (
-            json.dumps(
-                {"request_id": str(uuid.uuid4()), "post_id": 1, "actor": {"user_id": True}}
-            ).encode(),
+            json.dumps({"request_id": RID, "post_id": 1, "actor": {"user_id": True}}).encode(),
             "user_id must be an integer",
         ),
         (
             json.dumps(
                 {
-                    "request_id": str(uuid.uuid4()),
+                    "request_id": RID,
                     "post_id": 1,
                     "actor": {"user_id": 1, "bot_id": "x"},
                 }
@@ -68,7 +68,7 @@ def test_parse_round_trips() -> None:
         (
             json.dumps(
                 {
-                    "request_id": str(uuid.uuid4()),
+                    "request_id": RID,
                     "post_id": 1,
                     "action": "share",
                     "actor": {"user_id": 1},
