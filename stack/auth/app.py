@@ -182,7 +182,7 @@ def create_app(
         def announce(event: dict[str, object]) -> bool:
             return announce_block_event(amqp_url, event)
 
-    app = create_base_app("likker-auth", registry)
+    app = create_base_app("likker-auth", registry, store_backed=True)
     admin_token = settings.admin_token
 
     def is_admin(request: Request) -> bool:

@@ -216,8 +216,21 @@ class ConfirmPublisher:
             self._conn.close()
 
     def _on_blocked(self, _conn: Any, _frame: Any) -> None:
-        log.warning("broker blocked publishing (resource alarm)")
+        log.warning(
+            "broker blocked publishing (resource alarm): %d in flight answered 503",
+            self.in_flight,
+        )
         self._blocked = True
+        # The broker reads nothing more from a blocked connection, so what is in flight
+        # waits for the alarm to clear: answer it now (503, Retry-After) rather than at
+        # each request's confirm timeout. The tags stay pending, so a late confirm settles
+        # nothing twice; a like the broker did take is stored, and its retry is the same
+        # (post, user) like: stored once.
+        why = "broker is blocking publishers (resource alarm)"
+        failed: list[Settled] = [(fut, BrokerUnavailable(why)) for fut, _ in self._pending.values()]
+        while self._outbox:  # not published yet, and not to be on a blocked connection
+            failed.append((self._outbox.popleft()[4], BrokerUnavailable(why)))
+        self._resolve(failed)
 
     def _on_unblocked(self, _conn: Any, _frame: Any) -> None:
         log.info("broker unblocked publishing")

@@ -135,7 +135,7 @@ def create_app(settings: LikesSettings, *, store: LikesStore | None = None) -> F
     bans = BanChecker(auth, settings.ban_cache_seconds)
     authors: dict[int, int] = {}  # posts never change author: cache forever
 
-    app = create_base_app("likker-likes", registry)
+    app = create_base_app("likker-likes", registry, store_backed=True)
 
     def author_of(post_id: int) -> int | None:
         return authors_of([post_id]).get(post_id)

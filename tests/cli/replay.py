@@ -7,9 +7,9 @@ as the real servers do (their recorded error bodies):
 
 - `/api/...` needs HTTP basic auth with the recorded user (401 otherwise); an unknown object
   is RabbitMQ's JSON 404.
-- `/v1/...` needs the admin bearer token (401 without one, 403 with another: the replay
-  cannot tell a user's token, 403 at auth, from an unknown one, 401); an unknown bot
-  is the auth service's JSON 404.
+- `/v1/...` needs the admin bearer token, as auth does: 401 without one or with a token
+  never issued, 403 with `user_token` (a user's: known, not allowed); an unknown bot is
+  the auth service's JSON 404.
 - Only GET is served: anything else is 405, so a dry run that tried to change something fails.
 
 `mode` switches the whole server: "recorded" (the default), "unauthorized" (401 for
@@ -71,6 +71,7 @@ class ReplayServer:
     mgmt_user: str = "guest"
     mgmt_password: str = "guest"
     admin_token: str = ADMIN_TOKEN
+    user_token: str = "a-users-token-in-the-replay"
     mode: Mode = "recorded"
     overrides: dict[str, Any] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
@@ -137,8 +138,11 @@ class ReplayServer:
         else:
             if not auth.startswith("Bearer "):
                 return _error(errors["auth_unauthorized"])
-            if auth != f"Bearer {self.admin_token}":
+            if auth == f"Bearer {self.user_token}":
                 return _error(errors["auth_forbidden"])
+            if auth != f"Bearer {self.admin_token}":
+                # Auth's answer to a token it never issued (stack/auth/app.py require_admin).
+                return 401, {"error": "unauthenticated", "detail": "unknown bearer token"}
         if method != "GET":
             return 405, {"error": "Method Not Allowed", "reason": "the replay serves GET only"}
         if path in self.overrides and self.overrides[path] is not GONE:

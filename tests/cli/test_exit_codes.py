@@ -258,11 +258,16 @@ def test_bots_list_without_an_admin_token_is_exit_4(run: Runner, replay: ReplayS
     assert replay.seen == []
 
 
-def test_bots_list_with_a_token_the_auth_service_refuses_is_exit_4(run: Runner) -> None:
-    done = run("bots", "list", env={"LIKKER_ADMIN_TOKEN": "not-the-admin-token"})
+@pytest.mark.parametrize("kind", ["unknown", "a user's"])
+def test_bots_list_with_a_token_the_auth_service_refuses_is_exit_4(
+    run: Runner, replay: ReplayServer, kind: str
+) -> None:
+    token = "not-the-admin-token" if kind == "unknown" else replay.user_token
+    done = run("bots", "list", env={"LIKKER_ADMIN_TOKEN": token})
     assert done.code == 4
     assert "refused the admin token" in one_error_line(done)
-    assert "not-the-admin-token" not in done.stdout + done.stderr
+    assert token not in done.stdout + done.stderr
+    assert [s.path for s in replay.seen] == ["/v1/bots"]
 
 
 def test_bots_list_with_the_auth_service_unreachable_is_exit_3_naming_it(

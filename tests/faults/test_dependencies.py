@@ -242,6 +242,9 @@ def test_a_broker_alarm_blocks_publishers_the_gateway_503s_and_recovers_storing_
             time.sleep(0.2)
         blocked_after = time.monotonic() - raised
         _assert_503_retry_after(answer)
+        # Said by the broker's connection.blocked, not found out at the confirm timeout
+        # (a like in flight as the alarm went off waited 5 s for its 503 before).
+        assert "blocking publishers" in answer.json()["detail"], answer.json()
         assert wait_for(lambda: "blocked" in _gateway_connection_states(stack), timeout=30)
         health = stack.http.get(f"{stack.settings.gateway_url}/healthz", timeout=5).json()
         assert health["broker"] == "blocked"

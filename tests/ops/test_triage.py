@@ -169,9 +169,9 @@ def test_a_stream_is_peeked_by_offset_without_side_effects_and_cannot_be_moved(
     # Nothing consumed, nobody left attached. The management API's consumer count of a
     # stream lags its closed consumers by a stats interval or more: wait for both.
     info = wait_for(
-        lambda: (q := ops_stack.queue(stream)).get("messages") == 30
-        and q.get("consumers") == 0
-        and q,
+        lambda: (
+            (q := ops_stack.queue(stream)).get("messages") == 30 and q.get("consumers") == 0 and q
+        ),
         30,
     )
     assert info, ops_stack.queue(stream)

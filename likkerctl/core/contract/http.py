@@ -21,10 +21,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from likkerctl.core.contract import ID_MAX
+
+log = logging.getLogger("likker.http")
 
 # Ids are positive JSON-safe integers (the contract's ID_MAX, 2**53 - 1): a larger one is the
 # caller's mistake (400), never an overflow in the database driver (500).
@@ -133,9 +137,14 @@ def _honest(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         doc = generate()
-        for item in doc.get("paths", {}).values():
+        for path, item in doc.get("paths", {}).items():
             for operation in item.values():
-                operation.get("responses", {}).pop("422", None)
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if getattr(app.state, "store_backed", False) and path not in _OPS_PATHS:
+                    entry = errors(503, s503=_STORE_DOWN)[503]
+                    entry.pop("model")
+                    responses.setdefault("503", {**entry, "content": ERROR_CONTENT})
         components = doc.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
@@ -170,9 +179,32 @@ def _first_validation_error(exc: RequestValidationError) -> str:
     return f"{where}: {err.get('msg', 'invalid')}"
 
 
-def create_base_app(title: str, registry: CollectorRegistry, health: Any = None) -> FastAPI:
-    """A FastAPI app with the stack's error format, /healthz and /metrics."""
+# The store failing (unreachable, restarting, SQLite's busy timeout): a 503 the caller
+# retries, never a 500. Errors of the query itself (a bug) stay 500s, so they are seen.
+STORE_DOWN_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+_STORE_DOWN = "The store (database) or a dependency is unavailable; retry after Retry-After"
+_OPS_PATHS = ("/healthz", "/metrics")
+
+
+def create_base_app(
+    title: str, registry: CollectorRegistry, health: Any = None, *, store_backed: bool = False
+) -> FastAPI:
+    """A FastAPI app with the stack's error format, /healthz and /metrics.
+
+    `store_backed`: every operation may answer 503 `store-unavailable` when its database
+    fails (documented on each operation)."""
     app = FastAPI(title=title)
+    app.state.store_backed = store_backed
+
+    if store_backed:
+
+        @app.exception_handler(OperationalError)
+        @app.exception_handler(InterfaceError)
+        @app.exception_handler(PoolTimeout)
+        async def _store_down(_: Request, exc: Exception) -> JSONResponse:
+            first = (str(getattr(exc, "orig", None) or exc).splitlines() or ["?"])[0]
+            log.warning("store unavailable: %s", first)
+            return error_response(503, "store-unavailable", f"store: {first}")
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
