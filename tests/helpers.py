@@ -318,6 +318,14 @@ class RunningStack:
                 ).scalar_one()
             )
 
+    def gateway_broker(self) -> str:
+        """The gateway's publisher as its /healthz says: connected, disconnected, blocked."""
+        try:
+            resp = self.http.get(f"{self.settings.gateway_url}/healthz", timeout=5)
+            return str(resp.json().get("broker", "?"))
+        except (requests.RequestException, ValueError):
+            return "unreachable"
+
     @contextmanager
     def store_write_locked(self) -> Iterator[None]:
         """Hold the likes store's write lock: the likes service's next transaction begins,

@@ -9,7 +9,10 @@ management API as a labelled proxy, with a note saying what to scrape. A real Pr
 from __future__ import annotations
 
 import subprocess
+import threading
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,10 +67,48 @@ def aggregated_only(ops_stack: RunningStack, tmp_path: Path) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+@contextmanager
+def publishing(stack: RunningStack, queue: str) -> Iterator[None]:
+    """~100 msg/s into a fresh quorum queue until the block ends."""
+    conn = stack.connect()
+    conn.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    conn.close()
+    stop = threading.Event()
+
+    def run() -> None:
+        out = stack.connect()
+        ch = out.channel()
+        while not stop.is_set():
+            ch.basic_publish("", queue, b"{}")
+            out.sleep(0.01)
+        out.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        conn = stack.connect()
+        conn.channel().queue_delete(queue)
+        conn.close()
+
+
 def test_without_per_object_metrics_the_writers_come_from_the_proxy_with_a_note(
-    cli: Cli, aggregated_only: str
+    cli: Cli, aggregated_only: str, ops_stack: RunningStack
 ) -> None:
-    done = cli("forecast", "--json", env={"LIKKER_PROMETHEUS_URL": aggregated_only})
+    # The shared ops stack's queues are idle or busy as earlier tests left them: give the
+    # proxy a writer of our own to find, once the management API shows its rate.
+    busy = f"writer.{uuid.uuid4().hex[:8]}"
+    with publishing(ops_stack, busy):
+
+        def rated() -> bool:
+            stats = ops_stack.queue(busy).get("message_stats", {})
+            return stats.get("publish_details", {}).get("rate", 0) > 10
+
+        assert wait_for(rated, 30, 0.5), ops_stack.queue(busy)
+        done = cli("forecast", "--json", env={"LIKKER_PROMETHEUS_URL": aggregated_only})
     assert done.rc == 0, done.stderr
     doc = done.json
     assert doc["source"] == "prometheus"
@@ -79,6 +120,6 @@ def test_without_per_object_metrics_the_writers_come_from_the_proxy_with_a_note(
     assert doc["writers"], "the ops stack has quorum queues"
     assert {w["source"] for w in doc["writers"]} == {"management (proxy)"}
     assert {w["retained"] for w in doc["writers"]} == {None}
-    assert "likker.actions" in {w["queue"] for w in doc["writers"]}
+    assert busy in {w["queue"] for w in doc["writers"]}, doc["writers"]
     human = cli("forecast", env={"LIKKER_PROMETHEUS_URL": aggregated_only})
     assert "log writers (management (proxy)):" in human.stdout.splitlines()

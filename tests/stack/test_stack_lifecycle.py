@@ -152,6 +152,9 @@ def test_broker_stopped_under_load_503s_and_every_202_is_stored_once(
 def _accepted_while_a_batch_is_in_the_store(stack: RunningStack, pop: Population) -> list[str]:
     """Send likes while the caller holds the store's write lock: return the accepted ids
     once the taker's batch waits inside the likes service's transaction."""
+    # A test before may have restarted the broker: the gateway reconnects with a backoff of
+    # up to 5 s (more under load), and until then every like is a 503.
+    assert wait_for(lambda: stack.gateway_broker() == "connected", timeout=30)
     report = stack.load(pop, scenario="normal", rate=200, duration_s=1.5)
     accepted = report.accepted["user"]
     assert len(accepted) == report.sent > 200, report.as_json()
