@@ -86,6 +86,15 @@ def test_status_lists_three_healthy_nodes_and_actions_has_three_members(
     expected = {f"127.0.0.1:{n.rabbitmq_prometheus}" for n in cluster.settings.broker_nodes}
     assert wait_for(lambda: scraped() == expected, timeout=30), scraped()
 
+    # The forecast from Prometheus names the nodes as the management API does (by
+    # rabbitmq_identity_info), not by the scrape's host:port.
+    def forecast_nodes() -> set[str]:
+        run = cluster_cli("forecast", "--source", "prometheus", "--json")
+        return set(run.json["nodes"]) if run.rc == 0 else {run.stderr}
+
+    names = {n["node"] for n in nodes}
+    assert wait_for(lambda: forecast_nodes() == names, timeout=30), forecast_nodes()
+
 
 def kill_node_under_load(stack: RunningStack, node: BrokerNode) -> Any:
     """Send RATE likes/s, SIGKILL the node's Erlang VM a few seconds in; the load report."""

@@ -21,6 +21,10 @@ RAFT_RETAINED = (
     '(rabbitmq_raft_log_last_written_index{queue!=""} - rabbitmq_raft_log_snapshot_index)'
 )
 
+# Each scraped node's name (`rabbitmq_node`), by `instance`: so Prometheus' answers name
+# nodes as the management API and the sampler do, not by host:port.
+IDENTITY = "max by (instance, rabbitmq_node) (rabbitmq_identity_info)"
+
 
 # The client's default retries a dead server for ~6 s (3 tries, backoff 1 s): too long for
 # a command on call or a dashboard refresh, which asks again anyway. One quick retry.
@@ -46,17 +50,27 @@ def _unreachable(profile: Profile, exc: Exception) -> LikkerError:
     return Unreachable(f"Prometheus at {url} did not answer: {type(exc).__name__}", url)
 
 
+def _node_names(client: PrometheusConnect) -> dict[str, str]:
+    """instance -> RabbitMQ node name; an instance without identity keeps its own name."""
+    return {
+        r["metric"]["instance"]: r["metric"]["rabbitmq_node"]
+        for r in client.custom_query(IDENTITY)
+        if "instance" in r["metric"] and "rabbitmq_node" in r["metric"]
+    }
+
+
 def raft_log_writes(
     profile: Profile,
 ) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, str, str], float]]:
-    """(entries/s, retained entries) per (instance, vhost, queue), now; empty when Prometheus
+    """(entries/s, retained entries) per (node, vhost, queue), now; empty when Prometheus
     has no per-queue Raft metrics. Unreachable when it does not answer."""
     client = _client(profile)
+    names: dict[str, str] = {}
 
     def vector(expr: str) -> dict[tuple[str, str, str], float]:
         return {
             (
-                r["metric"].get("instance", "broker"),
+                names.get(instance := r["metric"].get("instance", "broker"), instance),
                 r["metric"].get("vhost", "/"),
                 r["metric"]["queue"],
             ): float(r["value"][1])
@@ -65,6 +79,7 @@ def raft_log_writes(
         }
 
     try:
+        names.update(_node_names(client))
         return vector(RAFT_RATE), vector(RAFT_RETAINED)
     except Exception as exc:  # the client's own errors, and requests' however wrapped
         raise _unreachable(profile, exc) from exc
@@ -73,7 +88,7 @@ def raft_log_writes(
 def disk_series(
     profile: Profile, window_s: float, step_s: float = 5.0
 ) -> dict[str, list[tuple[float, float, float]]]:
-    """Per-instance disk series from Prometheus; Failed(UNREACHABLE) when it does not answer."""
+    """Per-node disk series from Prometheus; Unreachable when it does not answer."""
 
     client = _client(profile)
     end = datetime.now(UTC)
@@ -91,11 +106,13 @@ def disk_series(
     try:
         free = query("min by (instance) (rabbitmq_disk_space_available_bytes)")
         limit = query("max by (instance) (rabbitmq_disk_space_available_limit_bytes)")
+        names = _node_names(client)
     # The client's own errors, and requests' arriving wrapped in various ways.
     except Exception as exc:
         raise _unreachable(profile, exc) from exc
     out: dict[str, list[tuple[float, float, float]]] = {}
     for instance, points in free.items():
         limits = limit.get(instance, {})
-        out[instance] = [(t, v, limits[t]) for t, v in sorted(points.items()) if t in limits]
+        node = names.get(instance, instance)
+        out[node] = [(t, v, limits[t]) for t, v in sorted(points.items()) if t in limits]
     return out
