@@ -146,6 +146,17 @@ def _kill_when(cli: Cli, args: list[str], ready: Callable[[], object], timeout: 
         proc.wait()
 
 
+def _doubled_after_rerun(url: str, src: str, dst: str, ids: dict[str, int | None]) -> int:
+    """Drain both queues; nothing lost, nothing on the wrong side: each bot message is in the
+    destination, every other one in the source. Returns how many extra copies there are."""
+    bot, others = split(ids)
+    in_dst = collections.Counter(drain_ids(url, dst))
+    in_src = collections.Counter(drain_ids(url, src))
+    assert set(in_dst) == bot
+    assert set(in_src) == others
+    return sum(c - 1 for c in in_dst.values()) + sum(c - 1 for c in in_src.values())
+
+
 def test_client_shovel_killed_half_way_then_rerun_loses_nothing(
     cli: Cli, ops_stack: RunningStack, queues: tuple[str, str]
 ) -> None:
@@ -160,15 +171,9 @@ def test_client_shovel_killed_half_way_then_rerun_loses_nothing(
     assert first < n // 10, "the kill came too late to prove anything"
     run = cli(*args)
     assert run.rc == 0, run.stderr
-    bot, others = split(ids)
-    in_dst = collections.Counter(drain_ids(url, dst))
-    in_src = collections.Counter(drain_ids(url, src))
-    # Nothing lost, nothing on the wrong side.
-    assert set(in_dst) == bot
-    assert set(in_src) == others
     # At-least-once: a copy confirmed at its target whose source ack had not gone out when
     # the process died is there twice. At most the in-flight window (prefetch 2,000).
-    doubled = sum(c - 1 for c in in_dst.values()) + sum(c - 1 for c in in_src.values())
+    doubled = _doubled_after_rerun(url, src, dst, ids)
     assert doubled <= 2000, doubled
     print(f"kill -9 at {first} moved: {doubled} duplicate(s) from the in-flight window")
 
@@ -185,9 +190,14 @@ def test_broker_shovel_killed_keeps_running_and_rerun_cleans_up(
     # The shovel lives in the broker: the second run waits for it, then sweeps its exchanges.
     run = cli(*args)
     assert run.rc == 0, run.stderr
-    bot, others = split(ids)
-    assert collections.Counter(drain_ids(url, dst)) == collections.Counter(bot)
-    assert collections.Counter(drain_ids(url, src)) == collections.Counter(others)
+    # At-least-once (docs/CLI.md, "Known duplicates"): when a shovel stops, RabbitMQ 3.10's
+    # quorum queues sometimes drop its last acks, and what it had already copied comes back
+    # to the source, at most one prefetch window (1,000). The rerun's shovel then moves the
+    # matching ones of that window again, and a non-matching one is at the source's tail
+    # twice. Two shovels stop here (the killed run's and the rerun's): at most 2,000 copies.
+    doubled = _doubled_after_rerun(url, src, dst, ids)
+    assert doubled <= 2000, doubled
+    print(f"broker shovel killed and rerun: {doubled} duplicate(s) from dropped acks")
     leftovers = [
         e["name"] for e in ops_stack.mgmt("exchanges/%2F") if e["name"].startswith("likkerctl.")
     ]
