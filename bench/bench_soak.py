@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import platform
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import contextlib
 
 from likkerctl.webhook.ledger import Ledger
+from stack import broker
 from stack.load import LoadReport, run_load
 from tests.helpers import RunningStack, assert_all_gone, start_stack
 
@@ -56,6 +58,34 @@ def rss_by_part(stack: RunningStack) -> dict[str, float]:
                 total += p.memory_info().rss
         out[part] = round(total / 1e6, 1)
     return out
+
+
+def memory_breakdown(stack: RunningStack, top: int = 6) -> dict[str, float] | str:
+    """The broker's biggest memory categories (`rabbitmq-diagnostics memory_breakdown`), MB."""
+    done = subprocess.run(
+        [
+            str(broker.RABBIT_BIN / "rabbitmq-diagnostics"),
+            "-n",
+            stack.settings.node_name,
+            "memory_breakdown",
+            "--formatter",
+            "json",
+        ],
+        env=broker.node_env(stack.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    try:
+        doc = json.loads(done.stdout)
+    except ValueError:
+        return f"no breakdown: {(done.stderr or done.stdout).strip()[:200]}"
+    sizes = {k: v["bytes"] if isinstance(v, dict) else v for k, v in doc.items()}
+    ranked = sorted(
+        ((k, v) for k, v in sizes.items() if isinstance(v, int | float)), key=lambda kv: -kv[1]
+    )
+    return {k: round(v / 1e6, 1) for k, v in ranked[:top]}
 
 
 def main() -> None:
@@ -113,6 +143,7 @@ def main() -> None:
             print(name, reports[name].as_json()["statuses"], file=sys.stderr, flush=True)
         load_s = time.monotonic() - started
         rss["end"] = rss_by_part(stack)
+        broker_memory = memory_breakdown(stack)
         accepted = [rid for r in reports.values() for rid in r.accepted["user"]]
         drain_started = time.monotonic()
         stored = stack.wait_stored(accepted, timeout=900)
@@ -141,6 +172,7 @@ def main() -> None:
                 for p in rss["end"]
                 if rss.get("warm", {}).get(p)
             },
+            "rabbitmq_memory_mb_top": broker_memory,
             "webhook": [
                 {k: r.get(k) for k in ("alertname", "status", "outcome", "received_at")}
                 for r in ledger
