@@ -25,7 +25,8 @@ DATABASES = ("sqlite", "postgresql")
 # or package-scoped stack is started once. Groups are modules, and the cluster package is
 # one group (its 3-node stack is package-scoped). Long groups go first so that the two
 # workers finish together (`--no-loadscope-reorder`: xdist would otherwise send the groups
-# with the most tests first, and a one-test drill of three minutes last) (measured durations: docs/BENCHMARKS.md, "The test suite").
+# with the most tests first, and a one-test drill of three minutes last). Durations:
+# docs/BENCHMARKS.md, "The test suite".
 LONG_FIRST = (
     "tests/cluster",
     "tests/stack/test_forecast.py",
