@@ -198,13 +198,13 @@ def create_base_app(
 
     if store_backed:
 
-        @app.exception_handler(OperationalError)
-        @app.exception_handler(InterfaceError)
-        @app.exception_handler(PoolTimeout)
         async def _store_down(_: Request, exc: Exception) -> JSONResponse:
             first = (str(getattr(exc, "orig", None) or exc).splitlines() or ["?"])[0]
             log.warning("store unavailable: %s", first)
             return error_response(503, "store-unavailable", f"store: {first}")
+
+        for error in STORE_DOWN_ERRORS:
+            app.add_exception_handler(error, _store_down)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
