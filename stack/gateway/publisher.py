@@ -226,11 +226,7 @@ class ConfirmPublisher:
         # each request's confirm timeout. The tags stay pending, so a late confirm settles
         # nothing twice; a like the broker did take is stored, and its retry is the same
         # (post, user) like: stored once.
-        why = "broker is blocking publishers (resource alarm)"
-        failed: list[Settled] = [(fut, BrokerUnavailable(why)) for fut, _ in self._pending.values()]
-        while self._outbox:  # not published yet, and not to be on a blocked connection
-            failed.append((self._outbox.popleft()[4], BrokerUnavailable(why)))
-        self._resolve(failed)
+        self._fail_pending("broker is blocking publishers (resource alarm)", keep_tags=True)
 
     def _on_unblocked(self, _conn: Any, _frame: Any) -> None:
         log.info("broker unblocked publishing")
@@ -285,8 +281,12 @@ class ConfirmPublisher:
         else:
             settled.append((fut, BrokerUnavailable("broker refused the message (nack)")))
 
-    def _fail_pending(self, why: str) -> None:
-        pending, self._pending = self._pending, OrderedDict()
+    def _fail_pending(self, why: str, *, keep_tags: bool = False) -> None:
+        """Answer every unconfirmed and unsent message with BrokerUnavailable. `keep_tags`:
+        the channel lives on, so its later confirms must still find their tags."""
+        pending = self._pending
+        if not keep_tags:
+            self._pending = OrderedDict()
         failed: list[Settled] = [(fut, BrokerUnavailable(why)) for fut, _mid in pending.values()]
         while self._outbox:
             failed.append((self._outbox.popleft()[4], BrokerUnavailable(why)))

@@ -65,9 +65,8 @@ def raft_log_writes(
     """(entries/s, retained entries) per (node, vhost, queue), now; empty when Prometheus
     has no per-queue Raft metrics. Unreachable when it does not answer."""
     client = _client(profile)
-    names: dict[str, str] = {}
 
-    def vector(expr: str) -> dict[tuple[str, str, str], float]:
+    def vector(expr: str, names: dict[str, str]) -> dict[tuple[str, str, str], float]:
         return {
             (
                 names.get(instance := r["metric"].get("instance", "broker"), instance),
@@ -79,8 +78,8 @@ def raft_log_writes(
         }
 
     try:
-        names.update(_node_names(client))
-        return vector(RAFT_RATE), vector(RAFT_RETAINED)
+        names = _node_names(client)
+        return vector(RAFT_RATE, names), vector(RAFT_RETAINED, names)
     except Exception as exc:  # the client's own errors, and requests' however wrapped
         raise _unreachable(profile, exc) from exc
 

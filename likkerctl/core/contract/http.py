@@ -142,9 +142,14 @@ def _honest(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
                 if getattr(app.state, "store_backed", False) and path not in _OPS_PATHS:
-                    entry = errors(503, s503=_STORE_DOWN)[503]
-                    entry.pop("model")
-                    responses.setdefault("503", {**entry, "content": ERROR_CONTENT})
+                    responses.setdefault(
+                        "503",
+                        {
+                            "description": _STORE_DOWN,
+                            "headers": RETRY_AFTER_HEADER,
+                            "content": ERROR_CONTENT,
+                        },
+                    )
         components = doc.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
