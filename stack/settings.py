@@ -90,6 +90,11 @@ class StackSettings:
     # When set, the limit is placed this far below the free disk at broker start, so the
     # incident reaches the disk alarm in minutes on a big disk (`stack up --disk-headroom`).
     disk_headroom_bytes: int | None = None
+    # Ra's write-ahead log rolls over at this size (`raft.wal_max_size_bytes`); None keeps
+    # RabbitMQ's 512 MiB. Until it rolls, its entries stay in memory and on disk: that tooth
+    # is what the incident's disk alert sees, so the stack keeps the default
+    # (docs/STACK.md); the soak bench sets it to see the broker's memory roll over too.
+    raft_wal_max_bytes: int | None = None
     # `likkerctl webhook serve` for Alertmanager: observe (dry runs, recorded) until an
     # operator opts in to approve or enforce; runbooks from this TOML file, else the built-in ones.
     webhook_mode: str = "observe"

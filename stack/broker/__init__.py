@@ -75,6 +75,11 @@ def render_files(settings: StackSettings, node: BrokerNode | None = None) -> Pat
             management=node.management,
             rabbitmq_prometheus=node.rabbitmq_prometheus,
             disk_free_limit=disk_free_limit(settings, node),
+            raft_wal=(
+                f"raft.wal_max_size_bytes = {settings.raft_wal_max_bytes}\n"
+                if settings.raft_wal_max_bytes
+                else ""
+            ),
         )
     )
     (base / "rabbitmq.conf").write_text(conf)
