@@ -45,6 +45,10 @@ def database_unreachable(url: str, timeout: float = 5.0) -> str | None:
     return None
 
 
+class PackagesMissing(StackError):
+    """A program the stack runs is not installed; nothing was started."""
+
+
 class PortInUse(StackError):
     def __init__(self, part: str, port: int) -> None:
         super().__init__(
@@ -236,7 +240,7 @@ def up(
     """Start what is not running; return the settings in force and each part's status."""
     missing = missing_binaries(settings)
     if missing:
-        raise StackError(
+        raise PackagesMissing(
             "missing: " + ", ".join(missing) + " (apt-get install -y rabbitmq-server prometheus "
             "prometheus-alertmanager" + (" postgresql" if settings.runs_postgres else "") + ")"
         )

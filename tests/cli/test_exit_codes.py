@@ -16,6 +16,7 @@ import pytest
 
 from likkerctl.cli import errors as exit_codes
 from likkerctl.core import contract
+from stack import prometheus
 from tests.cli.conftest import AMQP_PASSWORD, Run, Runner
 from tests.cli.replay import ReplayServer
 
@@ -338,6 +339,19 @@ def test_bots_block_with_an_empty_reason_is_exit_2(run: Runner, replay: ReplaySe
     assert done.code == 2
     assert one_error_line(done) == "error: --reason must not be empty"
     assert replay.seen == []
+
+
+def test_stack_up_without_prometheus_installed_is_exit_6_naming_it_and_starts_nothing(
+    run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absent = tmp_path / "not-installed" / "prometheus"
+    monkeypatch.setattr(prometheus, "BINARY", str(absent))
+    state = tmp_path / "state"
+    done = run("stack", "up", "--state-dir", str(state))
+    assert done.code == 6
+    line = one_error_line(done)
+    assert line.startswith(f"error: missing: {absent} (apt-get install -y rabbitmq-server "), line
+    assert not (state / "pids").exists() or not any((state / "pids").iterdir())
 
 
 @pytest.mark.parametrize("nodes", ["0", "10"])

@@ -184,7 +184,7 @@ def up(
     )
     try:
         settings, rows = supervisor.up(settings, echo=lambda m: err.print(f"[dim]{m}[/]"))
-    except supervisor.PortInUse as exc:
+    except (supervisor.PortInUse, supervisor.PackagesMissing) as exc:
         raise Conflict(str(exc)) from exc
     except supervisor.DatabaseUnavailable as exc:
         raise Unreachable(str(exc)) from exc
