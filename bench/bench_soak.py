@@ -190,6 +190,7 @@ def main() -> None:
 
         timeline: list[dict[str, float]] = []
         broker_memory: dict[str, Any] = {}
+        prom_series: dict[str, int | None] = {}
         load_over = threading.Event()
 
         def sample() -> None:
@@ -201,7 +202,6 @@ def main() -> None:
                     broker_memory["warm"] = memory_breakdown(stack)
                     prom_series["warm"] = head_series(stack)
 
-        prom_series: dict[str, int | None] = {}
         sampler = threading.Thread(target=sample, daemon=True)
         started = time.monotonic()
         sampler.start()
@@ -228,6 +228,7 @@ def main() -> None:
             ),
             "end": median_by_part([r for r in timeline if r["t"] >= load_s - LEVEL_S]),
         }
+        level_ratio = ratio(levels)
         accepted = [rid for r in reports.values() for rid in r.accepted["user"]]
         drain_started = time.monotonic()
         stored = stack.wait_stored(accepted, timeout=900)
@@ -258,8 +259,8 @@ def main() -> None:
             "wal_max_mb": args.wal_max_mb or "RabbitMQ's default (512 MiB)",
             "runbooks": args.runbooks,
             "rss_level_mb": levels,
-            "rss_level_end_over_warm": ratio(levels),
-            "over_the_bar": sorted(p for p, r in ratio(levels).items() if r > 1.2),
+            "rss_level_end_over_warm": level_ratio,
+            "over_the_bar": sorted(p for p, r in level_ratio.items() if r > 1.2),
             "rss_point_mb": rss,
             "rss_point_end_over_warm": ratio(rss),
             "rss_timeline_mb": timeline,
