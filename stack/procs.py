@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from likkerctl.core.contract.ports import port_in_use as port_in_use
+from likkerctl.core.contract.process import Start, is_process, start_of
 
 
 @dataclass
@@ -31,17 +32,19 @@ class ProcRecord:
     argv: list[str]
     log: str
     url: str | None = None
+    # The boot time psutil read with create_time: with it a wall-clock step does not make the
+    # part look like someone else's (likkerctl/core/contract/process.py). None in old files.
+    boot_time: float | None = None
 
     def save(self, pid_dir: Path) -> None:
         pid_dir.mkdir(parents=True, exist_ok=True)
         (pid_dir / f"{self.part}.json").write_text(json.dumps(asdict(self)))
 
     def is_running(self) -> bool:
+        if not is_process(self.pid, Start(self.create_time, self.boot_time)):
+            return False  # gone, or the pid was recycled: not ours
         try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 0.05:
-                return False  # the pid was recycled: not ours
-            return proc.status() != psutil.STATUS_ZOMBIE
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
 
@@ -90,13 +93,15 @@ def spawn(
             start_new_session=True,
             user=user,  # e.g. PostgreSQL, which refuses to run as root
         )
+    start = start_of(proc.pid)
     rec = ProcRecord(
         part=part,
         pid=proc.pid,
-        create_time=psutil.Process(proc.pid).create_time(),
+        create_time=start.since,
         argv=list(argv),
         log=str(log_path),
         url=url,
+        boot_time=start.boot,
     )
     rec.save(pid_dir)
     return rec

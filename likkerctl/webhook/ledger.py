@@ -15,11 +15,11 @@ import socket
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import psutil
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from likkerctl.core.contract.process import Start, is_process, start_of
 from likkerctl.core.store import approvals
 from likkerctl.core.store.engine import engine_for
 from likkerctl.core.store.models import ReceivedAlert
@@ -36,11 +36,14 @@ SAME_INCIDENT = "same incident"
 
 
 def this_process() -> dict[str, Any]:
-    """Who owns a run: this process, by host, pid and start time (a recycled pid differs)."""
+    """Who owns a run: this process, by host, pid and start time (a recycled pid differs;
+    the boot time keeps a wall-clock step from making a live owner look dead)."""
+    start = start_of()
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "since": psutil.Process().create_time(),
+        "since": start.since,
+        "boot": start.boot,
     }
 
 
@@ -51,8 +54,10 @@ def owner_alive(owner: dict[str, Any] | None) -> bool:
     if owner.get("host") != socket.gethostname():
         return True
     try:
-        return abs(psutil.Process(int(owner["pid"])).create_time() - float(owner["since"])) < 0.01
-    except (psutil.Error, ValueError, TypeError, KeyError):
+        boot = owner.get("boot")
+        recorded = Start(float(owner["since"]), None if boot is None else float(boot))
+        return is_process(int(owner["pid"]), recorded)
+    except (ValueError, TypeError, KeyError):
         return False
 
 
