@@ -3,6 +3,7 @@ enforce mode. Not part of the test suite (it takes a quarter of an hour).
 
 Run:  .venv/bin/python bench/bench_soak.py [--rate 500] [--minutes 10] [--burst-s 60]
           [--headroom-mb 0] [--wal-max-mb 32] [--runbooks bench/soak_runbooks.toml|builtin]
+          [--fullsweep-after N]
 
 Starts a stack in a temp dir (the legacy `requeue` policy, so the burst is the incident;
 the webhook in enforce mode, which should block the bot and move its messages away
@@ -21,6 +22,7 @@ the same fix. `--wal-max-mb 0 --runbooks builtin --headroom-mb 2500` is the stac
 - each part's memory (RSS of its process group): its level after warm-up and at the end
   (medians of a minute's samples, `LEVEL_S`), their ratio (the bar: within 20%), the
   single samples at warm-up and at the end, and the timeline every `SAMPLE_S`;
+- each part's CPU seconds during the load, and the broker VM's `fullsweep_after`;
 - the broker's biggest memory categories at warm-up, at the end and after a full GC, and
   Prometheus' head series;
 - what the webhook did, from its ledger.
@@ -39,6 +41,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,19 +67,37 @@ SAMPLE_S = 10.0
 SOAK_RUNBOOKS = Path(__file__).with_name("soak_runbooks.toml")
 
 
-def rss_by_part(stack: RunningStack) -> dict[str, float]:
-    """MB of resident memory per part, its whole process group."""
+def by_part(stack: RunningStack, measure: Callable[[psutil.Process], float]) -> dict[str, float]:
+    """`measure` summed over each running part's whole process group."""
     out: dict[str, float] = {}
     for part, rec in stack.records().items():
         if not rec.is_running():
             continue
         procs = [psutil.Process(rec.pid), *rec.group_members()]
-        total = 0
+        total = 0.0
         for p in {p.pid: p for p in procs}.values():
             with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        out[part] = round(total / 1e6, 1)
+                total += measure(p)
+        out[part] = round(total, 1)
     return out
+
+
+def rss_by_part(stack: RunningStack) -> dict[str, float]:
+    """MB of resident memory per part."""
+    return by_part(stack, lambda p: p.memory_info().rss / 1e6)
+
+
+def cpu_by_part(stack: RunningStack) -> dict[str, float]:
+    """CPU seconds (user + system) each part's live processes have used so far."""
+    return by_part(stack, lambda p: sum(p.cpu_times()[:2]))
+
+
+def broker_fullsweep_after(stack: RunningStack) -> str:
+    """What the broker's VM runs with (`erlang:system_info(fullsweep_after)`): proof the
+    setting reached it, not just the environment."""
+    node = stack.settings.broker_nodes[0]
+    done = broker.rabbitmqctl(stack.settings, node, "eval", "erlang:system_info(fullsweep_after).")
+    return (done.stdout or done.stderr).strip()
 
 
 def memory_breakdown(stack: RunningStack, top: int = 6) -> dict[str, float] | str:
@@ -158,10 +179,17 @@ def main() -> None:
         default=str(SOAK_RUNBOOKS),
         help="the webhook's runbook file, or 'builtin' for likkerctl's own",
     )
+    parser.add_argument(
+        "--fullsweep-after",
+        type=int,
+        default=None,
+        help="the broker VM's ERL_FULLSWEEP_AFTER; default: the stack's (0); Erlang's is 65535",
+    )
     args = parser.parse_args()
     total_s = args.minutes * 60
     steady_s = (total_s - args.burst_s) / 2
     state = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    gc = {} if args.fullsweep_after is None else {"broker_fullsweep_after": args.fullsweep_after}
     stack = start_stack(
         state,
         takers=2,
@@ -174,6 +202,7 @@ def main() -> None:
         webhook_runbooks=None if args.runbooks == "builtin" else str(Path(args.runbooks).resolve()),
         disk_headroom_bytes=args.headroom_mb * 1_000_000 if args.headroom_mb else None,
         raft_wal_max_bytes=args.wal_max_mb * 1_000_000 or None,
+        **gc,
     )
     try:
         per_phase = int(args.rate * steady_s * 1.1)
@@ -203,6 +232,7 @@ def main() -> None:
                     prom_series["warm"] = head_series(stack)
 
         sampler = threading.Thread(target=sample, daemon=True)
+        cpu_before = cpu_by_part(stack)
         started = time.monotonic()
         sampler.start()
         for name, pop, scenario, seconds in (
@@ -219,6 +249,7 @@ def main() -> None:
         load_s = time.monotonic() - started
         load_over.set()
         sampler.join()
+        cpu_after = cpu_by_part(stack)
         rss["end"] = rss_by_part(stack)
         broker_memory["end"] = memory_breakdown(stack)
         prom_series["end"] = head_series(stack)
@@ -258,6 +289,12 @@ def main() -> None:
             ),
             "wal_max_mb": args.wal_max_mb or "RabbitMQ's default (512 MiB)",
             "runbooks": args.runbooks,
+            "broker_fullsweep_after": broker_fullsweep_after(stack),
+            "cpu_s_during_load": {
+                p: round(cpu_after[p] - cpu_before[p], 1)
+                for p in sorted(cpu_after)
+                if p in cpu_before
+            },
             "rss_level_mb": levels,
             "rss_level_end_over_warm": level_ratio,
             "over_the_bar": sorted(p for p, r in level_ratio.items() if r > 1.2),

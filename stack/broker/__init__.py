@@ -111,6 +111,8 @@ def node_env(settings: StackSettings, node: BrokerNode | None = None) -> dict[st
         RABBITMQ_PID_FILE=str(base / "pid"),
         ERL_EPMD_PORT=str(settings.ports.epmd),
     )
+    if settings.broker_fullsweep_after is not None:
+        env["ERL_FULLSWEEP_AFTER"] = str(settings.broker_fullsweep_after)
     if settings.host == "127.0.0.1":
         # Distribution on loopback only (by default it listens on every interface, guarded
         # by nothing but the cookie; REFERENCE.md).

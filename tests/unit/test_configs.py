@@ -4,6 +4,7 @@ Prometheus/Alertmanager configs, validated by the real promtool and amtool."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -135,6 +136,24 @@ def test_the_broker_keeps_rabbitmqs_wal_size_unless_told(tmp_path: Path) -> None
     small = StackSettings(state_dir=tmp_path / "b", raft_wal_max_bytes=32_000_000)
     lines = (broker.render_files(small) / "rabbitmq.conf").read_text().splitlines()
     assert "raft.wal_max_size_bytes = 32000000" in lines
+
+
+def test_the_broker_runs_every_collection_full_here_and_under_compose(tmp_path: Path) -> None:
+    """ERL_FULLSWEEP_AFTER=0 for the stack's broker nodes (docs/STACK.md); None leaves
+    Erlang's default, and compose's nodes run as `stack up` does."""
+    settings = StackSettings(state_dir=tmp_path, nodes=3)
+    assert settings.broker_fullsweep_after == 0
+    for node in settings.broker_nodes:
+        assert broker.node_env(settings, node)["ERL_FULLSWEEP_AFTER"] == "0"
+    erlangs = StackSettings(state_dir=tmp_path, broker_fullsweep_after=None)
+    # Not set by us (whatever the caller's environment has passes through, as for the rest).
+    assert broker.node_env(erlangs).get("ERL_FULLSWEEP_AFTER") == os.environ.get(
+        "ERL_FULLSWEEP_AFTER"
+    )
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    brokers = [s for s in services.values() if str(s.get("image", "")).startswith("rabbitmq")]
+    assert len(brokers) == 3
+    assert all(b["environment"]["ERL_FULLSWEEP_AFTER"] == "0" for b in brokers)
 
 
 def test_settings_round_trip_through_json(tmp_path: Path) -> None:
