@@ -27,12 +27,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pika
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_moves import DST, SRC, plugin_shovel
-from bench.bench_soak import by_part, cpu_by_part
+from bench.bench_moves import DST, SRC, empty_queues, plugin_shovel
+from bench.bench_soak import cpu_by_part, rss_by_part
 from tests.helpers import RunningStack, drain_ids, fill_queue, start_stack
 
 SETTINGS = {"full": 0, "erlang": None}  # None: the VM's own default (65535)
@@ -40,10 +38,6 @@ SETTINGS = {"full": 0, "erlang": None}  # None: the VM's own default (65535)
 
 def broker_cpu(stack: RunningStack) -> float:
     return cpu_by_part(stack)["rabbitmq"]
-
-
-def broker_rss_mb(stack: RunningStack) -> float:
-    return by_part(stack, lambda p: p.memory_info().rss / 1e6)["rabbitmq"]
 
 
 def timed(stack: RunningStack, run: Callable[[], object]) -> tuple[float, float, object]:
@@ -55,16 +49,11 @@ def timed(stack: RunningStack, run: Callable[[], object]) -> tuple[float, float,
 
 def one_round(stack: RunningStack, n: int) -> dict[str, float]:
     url = stack.settings.amqp_url
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    ch = conn.channel()
-    for q in (SRC, DST):
-        ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
-        ch.queue_purge(q)
-    conn.close()
+    empty_queues(stack)
     out: dict[str, float] = {}
     fill_s, fill_cpu, ids = timed(stack, lambda: fill_queue(url, SRC, n, declare=False))
     move_s, move_cpu, _ = timed(stack, lambda: plugin_shovel(stack))
-    out["rss_mb_full_backlog"] = broker_rss_mb(stack)
+    out["rss_mb_full_backlog"] = rss_by_part(stack)["rabbitmq"]
     drain_s, drain_cpu, drained = timed(stack, lambda: drain_ids(url, DST))
     assert isinstance(ids, dict) and isinstance(drained, list)
     assert set(drained) == set(ids) and len(drained) == n, (len(drained), n)

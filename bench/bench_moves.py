@@ -52,13 +52,18 @@ def profile_of(stack: RunningStack) -> Profile:
     )
 
 
-def reset(stack: RunningStack, n: int) -> None:
+def empty_queues(stack: RunningStack) -> None:
+    """SRC and DST declared (quorum) and empty."""
     conn = pika.BlockingConnection(pika.URLParameters(stack.settings.amqp_url))
     ch = conn.channel()
     for q in (SRC, DST):
         ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
         ch.queue_purge(q)
     conn.close()
+
+
+def reset(stack: RunningStack, n: int) -> None:
+    empty_queues(stack)
     fill_queue(stack.settings.amqp_url, SRC, n, bot_every=10, bot_id=BOT, declare=False)
 
 
